@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:  make run   and   make test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PORTAL_ENV ?= development
+
+.PHONY: run test venv system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Set up everything (virtualenv, dependencies, migrations, demo data) and serve on http://127.0.0.1:5000
+run: venv
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/flask --app wsgi demo-data
+	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+
+## Run the whole test suite: SQLite leg always, PostgreSQL leg when reachable
+test: venv system-deps
+	bash scripts/test.sh
+
+## Debian packages the tests need (poppler-utils for PDF checks)
+system-deps:
+	bash scripts/system-deps.sh
+
+clean:
+	rm -rf $(VENV) instance/*.sqlite3* .pytest_cache

@@ -1,0 +1,59 @@
+"""Pass Numérique portal: application factory."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from portal.config import PROJECT_ROOT, load_config
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        instance_path=str(PROJECT_ROOT / "instance"),
+    )
+    app.config.update(load_config(overrides))
+    if app.config["PORTAL_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        hops = app.config["PORTAL_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    logging.basicConfig(level=logging.INFO if app.debug or app.testing else logging.WARNING)
+
+    from portal import database
+    from portal.extensions import csrf, db, htmx, login_manager
+
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
+                          database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
+    db.init_app(app)
+    with app.app_context():
+        database.configure_engine(db.engine)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+
+    from portal.security.throttle import Throttle, make_backend
+    app.extensions["throttle"] = Throttle(make_backend(app.config["REDIS_URL"]),
+                                          app.config["LOGIN_THROTTLE"])
+    if app.testing:
+        app.extensions["outbox"] = []
+
+    from portal.web import errors, gate, headers, templating
+    gate.init_app(app)
+    errors.init_app(app)
+    headers.init_app(app)
+    templating.init_app(app)
+
+    from portal import auth, cli, public
+    from portal.auth import identity  # noqa: F401  (registers the user loader)
+    from portal.tenants import register_tenant_blueprints
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(public.bp)
+    register_tenant_blueprints(app)
+    cli.init_app(app)
+    return app

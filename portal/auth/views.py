@@ -1,0 +1,173 @@
+"""Views: connexion, déconnexion, mot de passe oublié, choix de l'espace."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, current_app, flash, redirect, request, session,
+                   url_for)
+from flask_login import current_user, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from portal.domain import accounts
+from portal.domain.errors import InvalidInput
+from portal.extensions import db
+from portal.mail import send_mail
+from portal.auth.identity import SignedInUser
+from portal.web import forms
+from portal.web.gate import URL_SEGMENT, authenticated, public
+from portal.web.render import render
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+
+
+def tenant_home_url(tenant) -> str:
+    return url_for(f"{URL_SEGMENT[tenant.kind]}.home", tenant_slug=tenant.slug)
+
+
+def _safe_next(target: str | None) -> str | None:
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _client_ip() -> str:
+    return request.remote_addr or "inconnue"
+
+
+@bp.route("/")
+@public
+def index():
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.spaces"))
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/connexion", methods=["GET", "POST"])
+@public
+def login():
+    if request.method == "GET":
+        return render("auth/login.html", next=_safe_next(request.args.get("next")))
+    throttle = current_app.extensions["throttle"]
+    email = accounts.normalise_email(request.form.get("email", ""))[:254]
+    password = request.form.get("password", "")[:256]
+    ip = _client_ip()
+    keys = {"per_ip": ip, "per_account_ip": f"{email}|{ip}", "per_account": email}
+    throttle.check(**keys)
+    user = accounts.authenticate(db.session, email, password)
+    if user is None:
+        throttle.failure(**keys)
+        return render("auth/login.html", status=401, email=email,
+                      next=_safe_next(request.form.get("next")),
+                      error="Adresse électronique ou mot de passe incorrect.")
+    throttle.reset(per_account_ip=f"{email}|{ip}")
+    auth = accounts.open_session(db.session, user, request.user_agent.string)
+    db.session.commit()
+    session.clear()
+    session.permanent = True
+    login_user(SignedInUser(user, auth.id))
+    return redirect(_safe_next(request.form.get("next")) or url_for("auth.spaces"), code=303)
+
+
+@bp.route("/deconnexion", methods=["POST"])
+@authenticated
+def logout():
+    accounts.close_session(db.session, current_user.session_id)
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash("Vous êtes déconnecté.", "info")
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.route("/espaces")
+@authenticated
+def spaces():
+    memberships = accounts.memberships_of(db.session, current_user.id)
+    if len(memberships) == 1:
+        return redirect(tenant_home_url(memberships[0].tenant))
+    return render("auth/spaces.html", memberships=memberships, tenant_home_url=tenant_home_url)
+
+
+@bp.route("/mon-compte", methods=["GET", "POST"])
+@authenticated
+def account():
+    if request.method == "POST":
+        user = current_user.user
+        current = request.form.get("current_password", "")
+        if accounts.authenticate(db.session, user.email, current) is None:
+            raise InvalidInput("Le mot de passe actuel est incorrect.", field="current_password")
+        new = request.form.get("new_password", "")
+        if new != request.form.get("confirm_password", ""):
+            raise InvalidInput("Les deux saisies du nouveau mot de passe diffèrent.",
+                               field="confirm_password")
+        accounts.change_password(db.session, user, new)
+        db.session.commit()
+        logout_user()
+        session.clear()
+        flash("Mot de passe modifié. Reconnectez-vous avec le nouveau mot de passe.", "success")
+        return redirect(url_for("auth.login"), code=303)
+    return render("auth/account.html",
+                  memberships=accounts.memberships_of(db.session, current_user.id),
+                  tenant_home_url=tenant_home_url)
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
+
+
+def _reset_fingerprint(user) -> str:
+    # Changes with the password, so a link works once.
+    return user.password_hash[-16:]
+
+
+@bp.route("/mot-de-passe-oublie", methods=["GET", "POST"])
+@public
+def forgot_password():
+    if request.method == "POST":
+        email = forms.text("email", "Adresse électronique", max_length=254)
+        throttle = current_app.extensions["throttle"]
+        throttle.check(per_ip=_client_ip())
+        throttle.failure(per_ip=_client_ip())  # every request counts against the IP
+        user = accounts.find_user(db.session, email)
+        if user is not None and user.is_active:
+            token = _reset_serializer().dumps({"u": user.id, "f": _reset_fingerprint(user)})
+            link = url_for("auth.reset_password", token=token, _external=True)
+            minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
+            send_mail(user.email, "Pass Numérique : réinitialisation de votre mot de passe",
+                      f"Bonjour {user.full_name},\n\nPour choisir un nouveau mot de passe, "
+                      f"ouvrez ce lien (valable {minutes} minutes) :\n{link}\n\n"
+                      "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message.")
+        flash("Si un compte correspond à cette adresse, un lien de réinitialisation "
+              "vient d'y être envoyé.", "info")
+        return redirect(url_for("auth.login"), code=303)
+    return render("auth/forgot.html")
+
+
+@bp.route("/reinitialiser/<token>", methods=["GET", "POST"])
+@public
+def reset_password(token: str):
+    invalid = InvalidInput("Ce lien de réinitialisation est invalide ou a expiré. "
+                           "Faites une nouvelle demande.")
+    try:
+        data = _reset_serializer().loads(
+            token, max_age=current_app.config["PASSWORD_RESET_MAX_AGE"])
+        user = db.session.get(accounts.User, int(data["u"]))
+    except (BadSignature, KeyError, TypeError, ValueError):
+        raise invalid from None
+    if user is None or not user.is_active or data.get("f") != _reset_fingerprint(user):
+        raise invalid
+    if request.method == "POST":
+        new = request.form.get("new_password", "")
+        if new != request.form.get("confirm_password", ""):
+            raise InvalidInput("Les deux saisies du nouveau mot de passe diffèrent.",
+                               field="confirm_password")
+        accounts.change_password(db.session, user, new)
+        db.session.commit()
+        flash("Mot de passe enregistré. Vous pouvez vous connecter.", "success")
+        return redirect(url_for("auth.login"), code=303)
+    return render("auth/reset.html", token=token)

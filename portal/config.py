@@ -1,0 +1,90 @@
+"""Configuration read from the environment.
+
+Every secret comes from the environment. Development and test runs get
+fixed, clearly-labelled defaults; any other environment refuses to start
+without them (see ``ConfigError``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+# Development-only defaults: never used outside PORTAL_ENV=development/testing.
+_DEV_SECRETS = {
+    "SECRET_KEY": "dev-only-secret-key-not-for-production",
+    "PASS_MAC_KEYS": "D1:ZGV2LW9ubHktcGFzcy1tYWMta2V5LW51bWJlci1vbmU=",
+    "LEDGER_HMAC_KEY": "ZGV2LW9ubHktbGVkZ2VyLWhtYWMta2V5",
+}
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when a required setting is missing."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL whatever spelling the operator used."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    env = os.environ
+    overrides = dict(overrides or {})
+    portal_env = overrides.get("PORTAL_ENV") or env.get("PORTAL_ENV", "production")
+    relaxed = portal_env in ("development", "testing")
+
+    def secret(name: str) -> str:
+        if name in overrides:
+            return overrides[name]
+        value = env.get(name)
+        if value:
+            return value
+        if relaxed:
+            return _DEV_SECRETS[name]
+        raise ConfigError(
+            f"{name} is not set. Set it in the environment "
+            f"(PORTAL_ENV={portal_env}); development defaults are only used "
+            "with PORTAL_ENV=development."
+        )
+
+    default_db = "sqlite:///" + str(INSTANCE_DIR / "portal.sqlite3")
+    https = env.get("PORTAL_HTTPS", "0" if relaxed else "1") == "1"
+    config = {
+        "PORTAL_ENV": portal_env,
+        "SECRET_KEY": secret("SECRET_KEY"),
+        "PASS_MAC_KEYS": secret("PASS_MAC_KEYS"),
+        "PASS_MAC_ACTIVE_KEY": env.get("PASS_MAC_ACTIVE_KEY", ""),
+        "LEDGER_HMAC_KEY": secret("LEDGER_HMAC_KEY"),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(
+            env.get("DATABASE_URL", default_db)),
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        # Base of the URL printed in QR codes (uppercase keeps QR alphanumeric mode).
+        "PASS_BASE_URL": env.get("PASS_BASE_URL", "HTTP://127.0.0.1:5000"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PREFERRED_URL_SCHEME": "https" if https else "http",
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        # CSRF tokens live as long as the session: a scan page stays open all day.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": https,
+        "PASSWORD_RESET_MAX_AGE": 30 * 60,
+        "LOGIN_THROTTLE": {"per_ip": (30, 900), "per_account_ip": (5, 900),
+                           "per_account": (50, 900)},
+        # Number of reverse proxies in front of the app whose X-Forwarded-* to trust.
+        "PORTAL_PROXIES": int(env.get("PORTAL_PROXIES", "0") or 0),
+        "MAIL_SENDER": env.get("MAIL_SENDER", "ne-pas-repondre@pass-numerique.example"),
+        "TESTING": portal_env == "testing",
+    }
+    config.update(overrides)
+    config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+        config["SQLALCHEMY_DATABASE_URI"])
+    return config

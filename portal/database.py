@@ -1,0 +1,41 @@
+"""Engine settings per database.
+
+SQLite (embedded default): WAL, a busy timeout, foreign keys, and the
+SQLAlchemy recipe that takes the write lock at BEGIN (``BEGIN IMMEDIATE``)
+so that concurrent writers wait instead of failing with "database is
+locked" (measured in docs/ENGINEERING notes: 0 errors, 0 doubles).
+PostgreSQL (production): psycopg 3, READ COMMITTED, nothing special here.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                 "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def configure_engine(engine: sa.engine.Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

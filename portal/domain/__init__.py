@@ -1,0 +1,1 @@
+"""Domain rules of the Pass Numérique. Nothing in this package imports Flask."""

@@ -1,0 +1,138 @@
+"""Tenant kinds, roles and the permissions each role grants.
+
+Permissions are named in domain words and checked in one place, the tenant
+gate (``portal.web.gate``). A role only exists in one kind of tenant.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class TenantKind(str, enum.Enum):
+    METROPOLE = "metropole"    # commanditaire (MGP), mandant
+    COMMUNE = "commune"        # territoire d'expérimentation
+    HUB = "hub"                # Hub Francil'IN
+    MANDATAIRE = "mandataire"  # #APTIC: issuer and mandataire of MGP
+    STRUCTURE = "structure"    # prescripteur and/or opérateur site
+
+    @property
+    def label(self) -> str:
+        return KIND_LABELS[self]
+
+
+KIND_LABELS = {
+    TenantKind.METROPOLE: "Métropole",
+    TenantKind.COMMUNE: "Commune",
+    TenantKind.HUB: "Hub territorial",
+    TenantKind.MANDATAIRE: "Émetteur et mandataire",
+    TenantKind.STRUCTURE: "Structure",
+}
+
+
+class Role(str, enum.Enum):
+    MGP_AGENT = "mgp_agent"
+    MGP_ADMIN = "mgp_admin"
+    REFERENT = "referent"
+    COMMUNE_AGENT = "commune_agent"
+    HUB_AGENT = "hub_agent"
+    HUB_ADMIN = "hub_admin"
+    APTIC_AGENT = "aptic_agent"
+    APTIC_ADMIN = "aptic_admin"
+    PRESCRIPTEUR_AGENT = "prescripteur_agent"
+    OPERATEUR_AGENT = "operateur_agent"
+    OPERATEUR_ADMIN = "operateur_admin"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+    @property
+    def tenant_kind(self) -> TenantKind:
+        return ROLE_KIND[self]
+
+
+ROLE_LABELS = {
+    Role.MGP_AGENT: "Agent de la Métropole",
+    Role.MGP_ADMIN: "Administrateur de la Métropole",
+    Role.REFERENT: "Référent de projet",
+    Role.COMMUNE_AGENT: "Agent communal",
+    Role.HUB_AGENT: "Agent du Hub",
+    Role.HUB_ADMIN: "Administrateur du Hub",
+    Role.APTIC_AGENT: "Agent #APTIC",
+    Role.APTIC_ADMIN: "Administrateur #APTIC",
+    Role.PRESCRIPTEUR_AGENT: "Prescripteur",
+    Role.OPERATEUR_AGENT: "Agent opérateur",
+    Role.OPERATEUR_ADMIN: "Administrateur de la structure",
+}
+
+ROLE_KIND = {
+    Role.MGP_AGENT: TenantKind.METROPOLE,
+    Role.MGP_ADMIN: TenantKind.METROPOLE,
+    Role.REFERENT: TenantKind.COMMUNE,
+    Role.COMMUNE_AGENT: TenantKind.COMMUNE,
+    Role.HUB_AGENT: TenantKind.HUB,
+    Role.HUB_ADMIN: TenantKind.HUB,
+    Role.APTIC_AGENT: TenantKind.MANDATAIRE,
+    Role.APTIC_ADMIN: TenantKind.MANDATAIRE,
+    Role.PRESCRIPTEUR_AGENT: TenantKind.STRUCTURE,
+    Role.OPERATEUR_AGENT: TenantKind.STRUCTURE,
+    Role.OPERATEUR_ADMIN: TenantKind.STRUCTURE,
+}
+
+
+class Permission(str, enum.Enum):
+    # Every member of a tenant may see its home page.
+    VIEW_TENANT = "view_tenant"
+    MANAGE_MEMBERS = "manage_members"
+    # Métropole (commanditaire)
+    MANAGE_PROGRAMMES = "manage_programmes"
+    CONFIRM_TRANCHES = "confirm_tranches"
+    ORDER_SANCTIONS = "order_sanctions"
+    # Commune
+    FOLLOW_CONVENTION = "follow_convention"
+    REQUEST_TRANCHE = "request_tranche"
+    CONFIRM_RECEPTION = "confirm_reception"
+    SPLIT_CARNETS = "split_carnets"
+    # Hub
+    GIVE_HUB_OPINION = "give_hub_opinion"
+    # #APTIC
+    ISSUE_PASS = "issue_pass"
+    SHIP_CARNETS = "ship_carnets"
+    HABILITATE_AGENTS = "habilitate_agents"
+    QUALIFY_OPERATEURS = "qualify_operateurs"
+    CLOSE_MONTH = "close_month"
+    # Structures
+    HAND_OUT_PASS = "hand_out_pass"
+    SCAN_PASS = "scan_pass"
+    MANAGE_STRUCTURE = "manage_structure"
+
+
+P = Permission
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.MGP_AGENT: frozenset({P.VIEW_TENANT}),
+    Role.MGP_ADMIN: frozenset({P.VIEW_TENANT, P.MANAGE_MEMBERS, P.MANAGE_PROGRAMMES,
+                               P.CONFIRM_TRANCHES, P.ORDER_SANCTIONS}),
+    Role.REFERENT: frozenset({P.VIEW_TENANT, P.MANAGE_MEMBERS, P.FOLLOW_CONVENTION,
+                              P.REQUEST_TRANCHE, P.CONFIRM_RECEPTION, P.SPLIT_CARNETS}),
+    Role.COMMUNE_AGENT: frozenset({P.VIEW_TENANT, P.FOLLOW_CONVENTION}),
+    Role.HUB_AGENT: frozenset({P.VIEW_TENANT, P.GIVE_HUB_OPINION}),
+    Role.HUB_ADMIN: frozenset({P.VIEW_TENANT, P.GIVE_HUB_OPINION, P.MANAGE_MEMBERS}),
+    Role.APTIC_AGENT: frozenset({P.VIEW_TENANT, P.SHIP_CARNETS, P.QUALIFY_OPERATEURS}),
+    Role.APTIC_ADMIN: frozenset({P.VIEW_TENANT, P.MANAGE_MEMBERS, P.ISSUE_PASS,
+                                 P.SHIP_CARNETS, P.HABILITATE_AGENTS,
+                                 P.QUALIFY_OPERATEURS, P.CLOSE_MONTH}),
+    # Handing out pass also needs a valid habilitation (délibération 2022),
+    # checked by the mandate module, not by the role alone.
+    Role.PRESCRIPTEUR_AGENT: frozenset({P.VIEW_TENANT, P.HAND_OUT_PASS}),
+    Role.OPERATEUR_AGENT: frozenset({P.VIEW_TENANT, P.SCAN_PASS}),
+    Role.OPERATEUR_ADMIN: frozenset({P.VIEW_TENANT, P.SCAN_PASS, P.MANAGE_STRUCTURE,
+                                     P.MANAGE_MEMBERS}),
+}
+
+
+def permissions_of(role: Role | str) -> frozenset[Permission]:
+    return ROLE_PERMISSIONS[Role(role)]
+
+
+def roles_for_kind(kind: TenantKind) -> list[Role]:
+    return [r for r in Role if ROLE_KIND[r] is kind]

@@ -1,0 +1,1 @@
+"""Security helpers that are not tied to one view."""

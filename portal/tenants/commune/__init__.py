@@ -1,0 +1,9 @@
+"""Face of a commune (territoire d'expérimentation): référent and agents."""
+from portal.domain.permissions import TenantKind
+from portal.tenants.common import add_common_views
+from portal.web.gate import TenantBlueprint
+
+bp = TenantBlueprint("commune", __name__, TenantKind.COMMUNE)
+add_common_views(bp)
+
+from portal.tenants.commune import views  # noqa: E402,F401

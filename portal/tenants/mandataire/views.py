@@ -1,0 +1,11 @@
+"""Views of the #APTIC tenant."""
+from __future__ import annotations
+
+from portal.domain.permissions import Permission
+from portal.tenants.mandataire import bp
+from portal.web.render import render
+
+
+@bp.route("/", permission=Permission.VIEW_TENANT)
+def home():
+    return render("tenants/mandataire/home.html")

@@ -1,0 +1,1 @@
+"""Web plumbing shared by every blueprint: access gate, rendering, forms, errors."""

@@ -1,0 +1,83 @@
+"""Parsing of form fields into Python values, with French messages.
+
+Each helper raises ``InvalidInput`` naming the field; the error handler
+shows the message and answers 422. Nothing is written before parsing ends.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from flask import request
+
+from portal.domain.errors import InvalidInput
+
+_MAX_TEXT = 2000
+
+
+def _raw(name: str) -> str:
+    value = request.form.get(name, "")
+    if "\x00" in value:
+        raise InvalidInput("Caractère interdit dans la saisie.", field=name)
+    return value.strip()
+
+
+def text(name: str, label: str, *, required: bool = True, max_length: int = 200) -> str:
+    value = _raw(name)
+    if required and not value:
+        raise InvalidInput(f"Le champ « {label} » est obligatoire.", field=name)
+    if len(value) > min(max_length, _MAX_TEXT):
+        raise InvalidInput(f"Le champ « {label} » dépasse {max_length} caractères.", field=name)
+    return value
+
+
+def integer(name: str, label: str, *, minimum: int | None = None,
+            maximum: int | None = None, required: bool = True) -> int | None:
+    value = _raw(name).replace("\u202f", "").replace("\u00a0", "").replace(" ", "")
+    if not value:
+        if required:
+            raise InvalidInput(f"Le champ « {label} » est obligatoire.", field=name)
+        return None
+    if not re.fullmatch(r"[+-]?\d{1,12}", value):
+        raise InvalidInput(f"« {label} » doit être un nombre entier.", field=name)
+    number = int(value)
+    if minimum is not None and number < minimum:
+        raise InvalidInput(f"« {label} » doit être au moins {minimum}.", field=name)
+    if maximum is not None and number > maximum:
+        raise InvalidInput(f"« {label} » doit être au plus {maximum}.", field=name)
+    return number
+
+
+def date(name: str, label: str, *, required: bool = True) -> dt.date | None:
+    value = _raw(name)
+    if not value:
+        if required:
+            raise InvalidInput(f"Le champ « {label} » est obligatoire.", field=name)
+        return None
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise InvalidInput(f"« {label} » n'est pas une date valide (jj/mm/aaaa).", field=name)
+
+
+def choice(name: str, label: str, choices, *, required: bool = True):
+    """``choices`` is an Enum class or an iterable of allowed strings."""
+    value = _raw(name)
+    if not value:
+        if required:
+            raise InvalidInput(f"Le champ « {label} » est obligatoire.", field=name)
+        return None
+    try:
+        if isinstance(choices, type):
+            return choices(value)
+        if value in choices:
+            return value
+    except ValueError:
+        pass
+    raise InvalidInput(f"Valeur non reconnue pour « {label} ».", field=name)
+
+
+def boolean(name: str) -> bool:
+    return request.form.get(name) in ("1", "on", "true", "oui")

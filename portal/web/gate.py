@@ -1,0 +1,140 @@
+"""The tenant gate: the one place where access to a URL is decided.
+
+Every endpoint carries an access rule (``Access``):
+
+* ``@public`` — anyone (login page, pass page, health check);
+* ``@authenticated`` — any signed-in user (tenant chooser, own account);
+* a ``TenantBlueprint`` route — the tenant is in the URL (``/<kind>/<slug>/…``);
+  it is resolved once per request; a non-member gets **404** (existence does
+  not leak), a member without the route's permission gets **403**.
+
+An endpoint without a rule is refused (404) and fails the URL-map test.
+Views then read ``g.tenant`` / ``g.membership`` (``current_tenant()``) and load
+rows through ``portal.web.scoping``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, g, request
+from flask_login import current_user
+
+from portal.domain.permissions import Permission, TenantKind
+from portal.extensions import db, login_manager
+from portal.models import Membership, Tenant
+
+URL_SEGMENT = {
+    TenantKind.METROPOLE: "metropole",
+    TenantKind.COMMUNE: "commune",
+    TenantKind.HUB: "hub",
+    TenantKind.MANDATAIRE: "mandataire",
+    TenantKind.STRUCTURE: "structure",
+}
+
+
+@dataclass(frozen=True)
+class Access:
+    public: bool = False
+    tenant_kind: TenantKind | None = None
+    permission: Permission | None = None
+
+
+PUBLIC = Access(public=True)
+AUTHENTICATED = Access()
+
+
+def public(view):
+    view._access = PUBLIC
+    return view
+
+
+def authenticated(view):
+    view._access = AUTHENTICATED
+    return view
+
+
+class TenantBlueprint(Blueprint):
+    """A blueprint whose every route belongs to one tenant kind and names
+    the permission it needs: ``@bp.route("/", permission=Permission.X)``."""
+
+    def __init__(self, name: str, import_name: str, kind: TenantKind):
+        super().__init__(name, import_name,
+                         url_prefix=f"/{URL_SEGMENT[kind]}/<tenant_slug>")
+        self.kind = kind
+        self.url_defaults(self._inject_tenant_slug)
+
+    def _inject_tenant_slug(self, endpoint, values):
+        tenant = g.get("tenant")
+        if tenant is not None and tenant.kind is self.kind:
+            values.setdefault("tenant_slug", tenant.slug)
+
+    def route(self, rule: str, *, permission: Permission, **options):
+        if not isinstance(permission, Permission):
+            raise TypeError(f"route {rule!r} of {self.name} needs a Permission")
+        access = Access(tenant_kind=self.kind, permission=permission)
+        parent = super().route
+
+        def decorator(view):
+            view._access = access
+            return parent(rule, **options)(view)
+        return decorator
+
+
+def access_rule(endpoint: str) -> Access | None:
+    explicit = current_app.extensions["access_rules"].get(endpoint)
+    if explicit is not None:
+        return explicit
+    view = current_app.view_functions.get(endpoint)
+    return getattr(view, "_access", None)
+
+
+def enforce_access():
+    """``before_request`` hook: resolve the tenant and check the rule."""
+    endpoint = request.endpoint
+    if endpoint is None:      # routing failed: Flask answers 404/405 itself
+        return None
+    rule = access_rule(endpoint)
+    if rule is None:
+        abort(404)
+    if rule.public:
+        return None
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if rule.tenant_kind is None:
+        return None
+    slug = (request.view_args or {}).pop("tenant_slug", None)
+    membership = load_membership(current_user.id, slug, rule.tenant_kind)
+    if membership is None:
+        abort(404)
+    if rule.permission not in membership.permissions:
+        abort(403)
+    g.tenant = membership.tenant
+    g.membership = membership
+    return None
+
+
+def load_membership(user_id: int, slug: str | None, kind: TenantKind) -> Membership | None:
+    if not slug or len(slug) > 80:
+        return None
+    return db.session.execute(
+        sa.select(Membership)
+        .join(Tenant, Membership.tenant_id == Tenant.id)
+        .where(Membership.user_id == user_id, Tenant.slug == slug, Tenant.kind == kind)
+        .options(sa.orm.contains_eager(Membership.tenant))
+    ).scalar_one_or_none()
+
+
+def current_tenant() -> Tenant:
+    return g.tenant
+
+
+def has_permission(permission: Permission) -> bool:
+    membership = g.get("membership")
+    return membership is not None and permission in membership.permissions
+
+
+def init_app(app):
+    app.extensions["access_rules"] = {"static": PUBLIC}
+    app.before_request(enforce_access)
+    app.jinja_env.globals["has_permission"] = has_permission

@@ -1,0 +1,24 @@
+"""Rendering helpers: page or htmx fragment, and redirects htmx understands."""
+from __future__ import annotations
+
+from flask import make_response, redirect, render_template
+from portal.extensions import htmx
+
+
+def render(template: str, *, partial: str | None = None, status: int = 200, **context):
+    """Render the full page, or only ``partial`` when htmx asked for it.
+
+    The response always varies on ``HX-Request`` (see ``after_request`` in
+    ``portal.web.headers``), so caches never mix the two.
+    """
+    name = partial if (partial and htmx) else template
+    return make_response(render_template(name, **context), status)
+
+
+def redirect_to(url: str):
+    """303 for a plain form post, ``HX-Redirect`` for an htmx request."""
+    if htmx:
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code=303)

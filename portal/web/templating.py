@@ -1,0 +1,24 @@
+"""Jinja filters and globals (French formatting)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import g
+from flask_login import current_user
+
+from portal.domain import accounts
+from portal.extensions import db
+from portal.formatting import format_count, format_date, format_datetime, format_eur
+
+
+def init_app(app):
+    app.jinja_env.filters.update(
+        eur=format_eur, date_fr=format_date, datetime_fr=format_datetime, count=format_count)
+
+    @app.context_processor
+    def layout_context():
+        memberships = []
+        if current_user.is_authenticated:
+            memberships = accounts.memberships_of(db.session, current_user.id)
+        return {"my_memberships": memberships, "tenant": g.get("tenant"),
+                "membership": g.get("membership"), "now_year": dt.date.today().year}
