@@ -22,6 +22,10 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     logging.basicConfig(level=logging.INFO if app.debug or app.testing else logging.WARNING)
 
+    from portal.domain import keys
+    keys.configure(app.config["PASS_MAC_KEYS"], app.config["PASS_MAC_ACTIVE_KEY"],
+                   app.config["LEDGER_HMAC_KEY"])
+
     from portal import database
     from portal.extensions import csrf, db, htmx, login_manager
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import click
+import sqlalchemy as sa
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from portal.config import PROJECT_ROOT
 
@@ -56,6 +57,7 @@ def revision_command(message):
 
 
 @click.command("demo-data")
+@with_appcontext
 def demo_data_command():
     """Load the demo data (idempotent; development only)."""
     from portal.demo import load_demo_data
@@ -69,6 +71,91 @@ def demo_data_command():
                else "Données de démonstration déjà présentes : rien à faire.")
 
 
+ledger_cli = AppGroup("ledger", help="Journal des mouvements de pass.")
+
+
+@ledger_cli.command("verify")
+@click.option("--programme", "prefix", default=None, help="Préfixe du programme (tous sinon).")
+def ledger_verify_command(prefix):
+    """Recompute the HMAC chain; exit 1 naming the first bad entry."""
+    from portal.domain import ledger
+    from portal.extensions import db
+    programme_id = _programme(prefix).id if prefix else None
+    report = ledger.verify(db.session, programme_id)
+    if report.ok:
+        click.echo(f"Journal intègre : {report.entries} écritures vérifiées.")
+        return
+    for problem in report.problems:
+        click.echo(f"ANOMALIE : {problem}", err=True)
+    raise SystemExit(1)
+
+
+@ledger_cli.command("anchor")
+@click.option("--period", default=None, help="Mois clôturé, AAAA-MM (le mois précédent sinon).")
+def ledger_anchor_command(period):
+    """Store each chain's head as the closing record of a month."""
+    import datetime as dt
+    from portal.domain import ledger
+    from portal.extensions import db
+    from portal.models import Programme
+    if period is None:
+        first = dt.date.today().replace(day=1)
+        period = (first - dt.timedelta(days=1)).strftime("%Y-%m")
+    for programme in db.session.execute(sa.select(Programme)).scalars():
+        record = ledger.anchor(db.session, programme.id, period)
+        click.echo(f"{programme.prefix} {period} : tête n° {record.head_seq}")
+    db.session.commit()
+
+
+def _programme(prefix):
+    from portal.extensions import db
+    from portal.models import Programme
+    programme = db.session.execute(
+        sa.select(Programme).where(Programme.prefix == prefix.upper())).scalar_one_or_none()
+    if programme is None:
+        raise click.ClickException(f"Programme {prefix!r} inconnu.")
+    return programme
+
+
+@click.command("export-programme")
+@click.argument("prefix")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("--output", type=click.Path(dir_okay=False), required=True)
+@with_appcontext
+def export_programme_command(prefix, fmt, output):
+    """Export every pass of a programme with its full movement history."""
+    from portal.domain import export
+    from portal.extensions import db
+    programme = _programme(prefix)
+    with open(output, "w", encoding="utf-8", newline="") as out:
+        export.write_export(db.session, programme, fmt, out)
+    click.echo(f"Pass du programme {programme.prefix} exportés dans {output}.")
+
+
+@click.command("print-carnets")
+@click.argument("prefix")
+@click.argument("first", type=int)
+@click.argument("last", type=int)
+@click.option("--output", type=click.Path(dir_okay=False), required=True)
+@with_appcontext
+def print_carnets_command(prefix, first, last, output):
+    """Print carnets FIRST..LAST of a programme to a PDF file."""
+    from portal.extensions import db
+    from portal.printing.carnets import render_carnets_pdf
+    from portal.printing.jobs import printable_carnets
+    programme = _programme(prefix)
+    with open(output, "wb") as out:
+        pages = render_carnets_pdf(
+            printable_carnets(db.session, programme, first, last,
+                              current_app.config["PASS_BASE_URL"]),
+            out, total=last - first + 1,
+            progress=lambda done, total: click.echo(f"\r{done}/{total}", nl=False))
+    click.echo(f"\n{pages} pages écrites dans {output}.")
+
+
 def init_app(app):
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_data_command)
+    app.cli.add_command(ledger_cli)
+    app.cli.add_command(export_programme_command)
+    app.cli.add_command(print_carnets_command)

@@ -77,10 +77,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": https,
         "PASSWORD_RESET_MAX_AGE": 30 * 60,
+        # (failures allowed, window in seconds) per throttle key.
         "LOGIN_THROTTLE": {"per_ip": (30, 900), "per_account_ip": (5, 900),
-                           "per_account": (50, 900)},
+                           "per_account": (50, 900), "pass_check": (20, 600)},
         # Number of reverse proxies in front of the app whose X-Forwarded-* to trust.
         "PORTAL_PROXIES": int(env.get("PORTAL_PROXIES", "0") or 0),
+        # Where print jobs write their PDFs (shared by every worker).
+        "PRINT_DIR": env.get("PRINT_DIR", str(INSTANCE_DIR / "prints")),
         "MAIL_SENDER": env.get("MAIL_SENDER", "ne-pas-repondre@pass-numerique.example"),
         "TESTING": portal_env == "testing",
     }

@@ -7,12 +7,15 @@ password ``DEMO_PASSWORD`` — development only.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import accounts
+from portal.domain import accounts, issuance
+from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
-from portal.models import Tenant
+from portal.models import ProgrammePerimeter, Tenant
 
 DEMO_PASSWORD = "demo-pass-numerique"
 DOMAIN = "demo.pass-numerique.fr"
@@ -51,6 +54,31 @@ def _user(session: Session, local: str, name: str, tenant: Tenant, role: Role,
     if user is None:
         user = accounts.create_user(session, email, name, None, password_hash=password_hash)
     accounts.add_membership(session, user, tenant, role)
+
+
+def _programmes(session: Session, mgp: Tenant, aptic: Tenant) -> None:
+    """AMI 1 with the convention's dates; AMI 2 current, with activated stock."""
+    communes = session.execute(sa.select(Tenant).where(
+        Tenant.kind == TenantKind.COMMUNE).order_by(Tenant.name)).scalars().all()
+    publics = ["demandeurs_emploi", "seniors", "habitants_qpv"]
+    ami1 = issuance.create_programme(
+        session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 1",
+        prefix="MGP1", target_publics=publics)
+    year = dt.date.today().year
+    ami2 = issuance.create_programme(
+        session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 2",
+        prefix="MGP2", total_stock=230_000, target_publics=publics + ["jeunes"],
+        valid_until=dt.date(year + 1, 12, 31), tolerance_until=dt.date(year + 2, 1, 31),
+        request_window_start=dt.date(year, 1, 1), request_window_end=dt.date(year + 1, 10, 1))
+    for programme in (ami1, ami2):
+        for commune in communes:
+            session.add(ProgrammePerimeter(programme_id=programme.id, tenant_id=commune.id))
+    system = Actor(None, aptic.id)
+    order = issuance.order_carnets(session, ami2, 1_000, actor=system)
+    issuance.record_payment_reference(session, order, f"MANDAT-{year}-0042",
+                                      actor=Actor(None, mgp.id))
+    issuance.activate_order(session, order, actor=system)
+    issuance.order_carnets(session, ami2, 100, actor=system)   # awaiting its numéro de mandat
 
 
 def load_demo_data(session: Session) -> bool:
@@ -99,6 +127,7 @@ def load_demo_data(session: Session) -> bool:
                       structure, Role.OPERATEUR_AGENT, pw)
                 _user(session, f"admin.{slug}-{suffix}", f"Responsable {pattern.format(city=city)}",
                       structure, Role.OPERATEUR_ADMIN, pw)
+    _programmes(session, mgp, aptic)
     # A person working for two tenants, to show the tenant switcher.
     user = accounts.find_user(session, f"referent.neuilly-plaisance@{DOMAIN}")
     ccas = session.execute(sa.select(Tenant).where(

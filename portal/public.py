@@ -1,11 +1,16 @@
-"""Public endpoints: health check (and, later, the pass page)."""
+"""Public endpoints: health check, the pass page a QR code opens, manual check."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, jsonify
+import datetime as dt
 
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify, request
+
+from portal.domain import passcheck
+from portal.domain.errors import DomainError
 from portal.extensions import db
 from portal.web.gate import public
+from portal.web.render import render
 
 bp = Blueprint("public", __name__)
 
@@ -19,3 +24,38 @@ def healthz():
         db.session.rollback()
         return jsonify({"status": "indisponible", "database": "injoignable"}), 503
     return jsonify({"status": "ok", "database": "ok"})
+
+
+def _guarded_lookup(find):
+    """Run a pass lookup; count failures per IP and refuse after too many."""
+    throttle = current_app.extensions["throttle"]
+    ip = request.remote_addr or "inconnue"
+    throttle.check(pass_check=ip)
+    try:
+        return find()
+    except DomainError:
+        throttle.failure(pass_check=ip)
+        raise
+
+
+@bp.route("/P/<path:token>")
+@bp.route("/p/<path:token>")
+@public
+def pass_page(token: str):
+    """The page a pass's QR code opens in any phone camera app."""
+    found = _guarded_lookup(lambda: passcheck.find_scanned(db.session, token[:300]))
+    status = passcheck.status_of(db.session, found, dt.date.today())
+    return render("public/pass.html", status=status)
+
+
+@bp.route("/verifier", methods=["GET", "POST"])
+@public
+def check_pass():
+    """Check a pass by its printed serial and verification code."""
+    if request.method == "GET":
+        return render("public/check.html")
+    serial = request.form.get("serial", "")[:200]
+    code = request.form.get("code", "")[:50]
+    found = _guarded_lookup(lambda: passcheck.find_typed(db.session, serial, code))
+    status = passcheck.status_of(db.session, found, dt.date.today())
+    return render("public/pass.html", partial="public/_pass_status.html", status=status)

@@ -61,7 +61,7 @@ def login():
     user = accounts.authenticate(db.session, email, password)
     if user is None:
         throttle.failure(**keys)
-        return render("auth/login.html", status=401, email=email,
+        return render("auth/login.html", status_code=401, email=email,
                       next=_safe_next(request.form.get("next")),
                       error="Adresse électronique ou mot de passe incorrect.")
     throttle.reset(per_account_ip=f"{email}|{ip}")

@@ -1,3 +1,6 @@
 """All models, imported here so that Alembic sees the whole metadata."""
 from portal.models.base import Base, UtcDateTime, utcnow  # noqa: F401
 from portal.models.tenancy import AuthSession, Membership, Tenant, User  # noqa: F401
+from portal.models.issuance import (  # noqa: F401
+    Carnet, Pass, PassOrder, PassState, PrintJob, PrintJobStatus, Programme, ProgrammePerimeter)
+from portal.models.ledger import LedgerAnchor, LedgerEntry, LedgerHead, Nature  # noqa: F401

@@ -5,14 +5,14 @@ from flask import make_response, redirect, render_template
 from portal.extensions import htmx
 
 
-def render(template: str, *, partial: str | None = None, status: int = 200, **context):
+def render(template: str, *, partial: str | None = None, status_code: int = 200, **context):
     """Render the full page, or only ``partial`` when htmx asked for it.
 
     The response always varies on ``HX-Request`` (see ``after_request`` in
     ``portal.web.headers``), so caches never mix the two.
     """
     name = partial if (partial and htmx) else template
-    return make_response(render_template(name, **context), status)
+    return make_response(render_template(name, **context), status_code)
 
 
 def redirect_to(url: str):

@@ -1,14 +1,20 @@
-"""Views of the Métropole tenant."""
+"""Views of the Métropole tenant: its communes, its programmes, its orders."""
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask import flash, request, url_for
 
+from portal.domain import issuance
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
-from portal.models import Tenant
+from portal.models import PassOrder, Programme, Tenant
 from portal.tenants.metropole import bp
+from portal.web import forms
+from portal.web.actor import current_actor
+from portal.web.downloads import programme_export
 from portal.web.gate import current_tenant
-from portal.web.render import render
+from portal.web.render import redirect_to, render
+from portal.web.scoping import get_or_404
 
 
 @bp.route("/", permission=Permission.VIEW_TENANT)
@@ -19,3 +25,61 @@ def home():
                                 Tenant.parent_id == metropole.id)
         .order_by(Tenant.name)).scalars().all()
     return render("tenants/metropole/home.html", communes=communes)
+
+
+@bp.route("/programmes", permission=Permission.VIEW_TENANT)
+def programmes():
+    rows = [(p, issuance.programme_figures(db.session, p))
+            for p in issuance.programmes_of(db.session, current_tenant())]
+    return render("tenants/metropole/programmes.html", rows=rows)
+
+
+@bp.route("/programmes/<int:programme_id>", permission=Permission.VIEW_TENANT)
+def programme(programme_id: int):
+    found = get_or_404(Programme, programme_id)
+    return render("tenants/metropole/programme.html", programme=found,
+                  figures=issuance.programme_figures(db.session, found),
+                  orders=issuance.orders_of(db.session, found),
+                  target_publics=issuance.TARGET_PUBLICS)
+
+
+def _settings_from_form() -> dict:
+    values = {"name": forms.text("name", "Nom du programme")}
+    for name, (label, low, high) in issuance.INT_SETTINGS.items():
+        values[name] = forms.integer(name, label, minimum=low, maximum=high)
+    for name, label in issuance.DATE_SETTINGS.items():
+        values[name] = forms.date(name, label)
+    values["partial_last_tranche"] = forms.boolean("partial_last_tranche")
+    values["allow_partial_carnet"] = forms.boolean("allow_partial_carnet")
+    publics = request.form.getlist("target_publics")
+    values["target_publics"] = [p for p in publics if p]
+    return values
+
+
+@bp.route("/programmes/<int:programme_id>/modifier", methods=["POST"],
+          permission=Permission.MANAGE_PROGRAMMES)
+def update_programme(programme_id: int):
+    found = get_or_404(Programme, programme_id)
+    issuance.update_programme(db.session, found, **_settings_from_form())
+    db.session.commit()
+    flash("Réglages du programme enregistrés.", "success")
+    return redirect_to(url_for(".programme", programme_id=found.id))
+
+
+@bp.route("/commandes/<int:order_id>/mandat", methods=["POST"],
+          permission=Permission.MANAGE_PROGRAMMES)
+def record_payment(order_id: int):
+    order = get_or_404(PassOrder, order_id)
+    issuance.record_payment_reference(
+        db.session, order, forms.text("payment_reference", "Numéro de mandat", max_length=60),
+        actor=current_actor())
+    db.session.commit()
+    flash(f"Numéro de mandat enregistré pour la commande n° {order.id} : #APTIC peut "
+          "maintenant activer ses pass.", "success")
+    return redirect_to(url_for(".programme", programme_id=order.programme_id))
+
+
+@bp.route("/programmes/<int:programme_id>/export.<any(csv, json):fmt>",
+          permission=Permission.VIEW_TENANT)
+def programme_history(programme_id: int, fmt: str):
+    return programme_export(get_or_404(Programme, programme_id), fmt)

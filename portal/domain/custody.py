@@ -1,0 +1,181 @@
+"""Custody of pass: the ONE module that writes a pass's state and holder.
+
+Every transition goes through ``move`` (or ``issue_passes`` for creation),
+which updates the pass with a conditional UPDATE (only rows still in the
+expected position change, so two concurrent moves cannot both succeed) and
+appends the matching ledger entries in the same transaction. Any other
+write of ``Pass.state`` raises (see ``_guard_state_writes``) and a test
+scans the code base for direct UPDATEs.
+
+Allowed transitions follow the issuer's life cycle (DOMAIN.md):
+émis → activé (payment reference recorded) → livré (commune) → réparti
+(structure, art. 7) → distribué (beneficiary, art. 8) → scanné →
+mis en contre-paiement (art. 5: "consommé") → payé; and the exits
+bloqué (opposition), annulé, restitué (art. 11), expiré (avoir).
+"""
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+from dataclasses import dataclass
+from itertools import groupby
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from portal.domain import ledger
+from portal.domain.errors import Conflict
+from portal.domain.ledger import Actor
+from portal.models import Pass, Programme, utcnow
+from portal.models.issuance import PassState as S
+from portal.models.ledger import Nature as N
+
+# nature → (states a pass may leave, state it enters)
+TRANSITIONS: dict[N, tuple[frozenset[S], S]] = {
+    N.ACTIVATION: (frozenset({S.EMIS}), S.ACTIVE),
+    N.LIVRAISON: (frozenset({S.ACTIVE, S.RESTITUE}), S.LIVRE),
+    N.REPARTITION: (frozenset({S.LIVRE}), S.REPARTI),
+    N.REPRISE: (frozenset({S.REPARTI}), S.LIVRE),
+    N.DISTRIBUTION: (frozenset({S.REPARTI}), S.DISTRIBUE),
+    N.SCAN: (frozenset({S.DISTRIBUE}), S.SCANNE),
+    N.ANNULATION_SCAN: (frozenset({S.SCANNE}), S.DISTRIBUE),
+    N.CONTRE_PAIEMENT: (frozenset({S.SCANNE}), S.CONTRE_PAIEMENT),
+    N.PAIEMENT: (frozenset({S.CONTRE_PAIEMENT}), S.PAYE),
+    N.BLOCAGE: (frozenset({S.ACTIVE, S.LIVRE, S.REPARTI, S.DISTRIBUE}), S.BLOQUE),
+    N.ANNULATION: (frozenset({S.EMIS, S.ACTIVE, S.LIVRE, S.REPARTI, S.BLOQUE, S.RESTITUE}),
+                   S.ANNULE),
+    N.RESTITUTION: (frozenset({S.LIVRE, S.REPARTI}), S.RESTITUE),
+    N.EXPIRATION: (frozenset({S.ACTIVE, S.LIVRE, S.REPARTI, S.DISTRIBUE, S.BLOQUE, S.RESTITUE}),
+                   S.EXPIRE),
+}
+
+_in_custody = contextvars.ContextVar("in_custody", default=False)
+
+
+@event.listens_for(Pass.state, "set", propagate=True)
+@event.listens_for(Pass.holder_id, "set", propagate=True)
+def _guard_state_writes(target, value, oldvalue, initiator):
+    if not _in_custody.get():
+        raise RuntimeError("Pass.state / Pass.holder_id are written only by portal.domain.custody")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A contiguous run of pass ids sharing one position (state, holder)."""
+    first_id: int
+    last_id: int
+    state: S
+    holder_id: int | None
+    serial_first: str
+    serial_last: str
+
+    @property
+    def count(self) -> int:
+        return self.last_id - self.first_id + 1
+
+
+def runs_of(rows) -> list[Run]:
+    """Group (id, state, holder_id, serial) rows sorted by id into runs."""
+    runs: list[Run] = []
+    for (state, holder), group in groupby(rows, key=lambda r: (r[1], r[2])):
+        group = list(group)
+        start = group[0]
+        prev = start
+        for row in group[1:]:
+            if row[0] != prev[0] + 1:
+                runs.append(Run(start[0], prev[0], S(state), holder, start[3], prev[3]))
+                start = row
+            prev = row
+        runs.append(Run(start[0], prev[0], S(state), holder, start[3], prev[3]))
+    return runs
+
+
+def move(session: Session, programme: Programme, *, nature: N, criteria, to_holder_id: int | None,
+         actor: Actor, expected_holder_id: int | None | type(...) = ..., ref_type: str = "",
+         ref_id: int | None = None, reason: str = "", now: dt.datetime | None = None,
+         expected_count: int | None = None) -> int:
+    """Move the pass of ``programme`` matching ``criteria`` (SQL expressions
+    on ``Pass``) with ``nature``. Every selected pass must be in a state the
+    nature allows (and with ``expected_holder_id`` if given), else nothing
+    moves and ``Conflict`` is raised. Returns the number of pass moved."""
+    allowed, to_state = TRANSITIONS[nature]
+    now = now or utcnow()
+    head = ledger.lock_head(session, programme.id)
+    rows = session.execute(
+        sa.select(Pass.id, Pass.state, Pass.holder_id, Pass.serial)
+        .where(Pass.programme_id == programme.id, *criteria).order_by(Pass.id)).all()
+    if not rows:
+        raise Conflict("Aucun pass ne correspond à cette opération.")
+    if expected_count is not None and len(rows) != expected_count:
+        raise Conflict(f"{expected_count} pass attendus, {len(rows)} trouvés : opération refusée.")
+    for _id, state, holder, serial in rows:
+        if state not in allowed:
+            raise Conflict(f"Le pass {serial} est « {S(state).label} » : "
+                           f"{nature.label} impossible.")
+        if expected_holder_id is not ... and holder != expected_holder_id:
+            raise Conflict(f"Le pass {serial} n'est pas détenu par cette structure ou cette "
+                           "commune : opération refusée.")
+    runs = runs_of(rows)
+    token = _in_custody.set(True)
+    try:
+        for run in runs:
+            result = session.execute(
+                sa.update(Pass)
+                .where(Pass.id.between(run.first_id, run.last_id), Pass.state == run.state,
+                       Pass.holder_id.is_(None) if run.holder_id is None
+                       else Pass.holder_id == run.holder_id)
+                .values(state=to_state, holder_id=to_holder_id, state_changed_at=now)
+                .execution_options(synchronize_session=False))
+            if result.rowcount != run.count:
+                raise Conflict("Ces pass viennent d'être modifiés par une autre opération. "
+                               "Rechargez la page et recommencez.")
+            ledger.append(session, programme_id=programme.id, nature=nature, actor=actor,
+                          from_state=run.state, from_holder_id=run.holder_id,
+                          to_state=to_state, to_holder_id=to_holder_id,
+                          pass_first_id=run.first_id, pass_last_id=run.last_id,
+                          serial_first=run.serial_first, serial_last=run.serial_last,
+                          count=run.count, amount_cents=run.count * programme.face_value_cents,
+                          ref_type=ref_type, ref_id=ref_id, reason=reason, created_at=now,
+                          head=head)
+    finally:
+        _in_custody.reset(token)
+    session.expire_all()
+    return len(rows)
+
+
+def insert_passes(session: Session, programme: Programme, rows: list[dict], *, holder_id: int,
+                  actor: Actor, ref_type: str, ref_id: int, now: dt.datetime | None = None
+                  ) -> int:
+    """Create pass in state émis held by the issuer, with their EMISSION
+    entries. ``rows`` hold carnet_id, index_in_carnet, serial, key_id, in
+    serial order. Used by ``portal.domain.issuance`` only."""
+    now = now or utcnow()
+    head = ledger.lock_head(session, programme.id)
+    for row in rows:
+        row.update(programme_id=programme.id, state=S.EMIS, holder_id=holder_id,
+                   state_changed_at=now)
+    token = _in_custody.set(True)
+    try:
+        ids = session.execute(
+            sa.insert(Pass).returning(Pass.id, sort_by_parameter_order=True), rows).scalars().all()
+    finally:
+        _in_custody.reset(token)
+    triples = [(pid, S.EMIS, holder_id, row["serial"]) for pid, row in zip(ids, rows)]
+    for run in runs_of(triples):
+        ledger.append(session, programme_id=programme.id, nature=N.EMISSION, actor=actor,
+                      from_state=None, from_holder_id=None, to_state=S.EMIS,
+                      to_holder_id=holder_id, pass_first_id=run.first_id,
+                      pass_last_id=run.last_id, serial_first=run.serial_first,
+                      serial_last=run.serial_last, count=run.count,
+                      amount_cents=run.count * programme.face_value_cents,
+                      ref_type=ref_type, ref_id=ref_id, created_at=now, head=head)
+    return len(ids)
+
+
+def state_counts(session: Session, programme_id: int) -> dict[tuple[S, int | None], int]:
+    """Pass per position read from the pass table (compared with the ledger)."""
+    rows = session.execute(
+        sa.select(Pass.state, Pass.holder_id, sa.func.count())
+        .where(Pass.programme_id == programme_id).group_by(Pass.state, Pass.holder_id))
+    return {(S(state), holder): int(n) for state, holder, n in rows}

@@ -1,0 +1,120 @@
+"""The custody ledger: append-only, HMAC-chained, anchored monthly.
+
+The database itself refuses UPDATE and DELETE on ``ledger_entries`` and
+``ledger_anchors`` (triggers created by migration 0002).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.models.base import Base, UtcDateTime, str_enum, utcnow
+from portal.models.issuance import PassState
+
+BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
+class Nature(str, enum.Enum):
+    """Nature of a movement: the accounts list operations by nature, without netting."""
+    EMISSION = "emission"
+    ACTIVATION = "activation"
+    LIVRAISON = "livraison"
+    REPARTITION = "repartition"
+    REPRISE = "reprise"                  # référent takes carnets back from a structure
+    DISTRIBUTION = "distribution"
+    SCAN = "scan"
+    ANNULATION_SCAN = "annulation_scan"  # undo of a scan made by mistake
+    CONTRE_PAIEMENT = "contre_paiement"
+    PAIEMENT = "paiement"
+    BLOCAGE = "blocage"                  # opposition: lost or stolen
+    ANNULATION = "annulation"
+    RESTITUTION = "restitution"
+    EXPIRATION = "expiration"            # unused at end of validity: credit note (avoir)
+
+    @property
+    def label(self) -> str:
+        return NATURE_LABELS[self]
+
+
+NATURE_LABELS = {
+    Nature.EMISSION: "émission",
+    Nature.ACTIVATION: "activation",
+    Nature.LIVRAISON: "livraison",
+    Nature.REPARTITION: "répartition",
+    Nature.REPRISE: "reprise",
+    Nature.DISTRIBUTION: "distribution",
+    Nature.SCAN: "scan",
+    Nature.ANNULATION_SCAN: "annulation de scan",
+    Nature.CONTRE_PAIEMENT: "mise en contre-paiement",
+    Nature.PAIEMENT: "paiement",
+    Nature.BLOCAGE: "blocage",
+    Nature.ANNULATION: "annulation",
+    Nature.RESTITUTION: "restitution",
+    Nature.EXPIRATION: "expiration (avoir)",
+}
+
+
+class LedgerEntry(Base):
+    """One movement of a contiguous run of pass (by id) from one position
+    (state, holder) to another. ``seq`` numbers the entries of one chain
+    (one chain per programme); ``mac`` = HMAC(key, prev_mac + fields)."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        sa.UniqueConstraint("programme_id", "seq"),
+        sa.Index("ix_ledger_entries_programme_pass", "programme_id", "pass_first_id"),
+        sa.Index("ix_ledger_entries_programme_created", "programme_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    programme_id: Mapped[int] = mapped_column(sa.ForeignKey("programmes.id"))
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    nature: Mapped[Nature] = mapped_column(str_enum(Nature, "ledger_nature"))
+    actor_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    actor_tenant_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tenants.id"))
+    from_state: Mapped[PassState | None] = mapped_column(str_enum(PassState, "ledger_from_state"))
+    from_holder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tenants.id"))
+    to_state: Mapped[PassState] = mapped_column(str_enum(PassState, "ledger_to_state"))
+    to_holder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tenants.id"))
+    pass_first_id: Mapped[int] = mapped_column(BigId)
+    pass_last_id: Mapped[int] = mapped_column(BigId)
+    serial_first: Mapped[str] = mapped_column(sa.String(24))
+    serial_last: Mapped[str] = mapped_column(sa.String(24))
+    count: Mapped[int]
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    ref_type: Mapped[str] = mapped_column(sa.String(40), default="")
+    ref_id: Mapped[int | None] = mapped_column(BigId)
+    reason: Mapped[str] = mapped_column(sa.String(500), default="")
+    prev_mac: Mapped[str] = mapped_column(sa.String(64))
+    mac: Mapped[str] = mapped_column(sa.String(64))
+
+
+class LedgerHead(Base):
+    """The current head of each chain; the row is locked while appending,
+    which orders the entries of one programme."""
+
+    __tablename__ = "ledger_heads"
+
+    programme_id: Mapped[int] = mapped_column(sa.ForeignKey("programmes.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    mac: Mapped[str] = mapped_column(sa.String(64))
+
+
+class LedgerAnchor(Base):
+    """Monthly closing record: stores the chain head so that a truncated
+    tail or a rewritten chain is detected (append-only too)."""
+
+    __tablename__ = "ledger_anchors"
+    __table_args__ = (sa.UniqueConstraint("programme_id", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    programme_id: Mapped[int] = mapped_column(sa.ForeignKey("programmes.id"))
+    period: Mapped[str] = mapped_column(sa.String(7))        # "2021-03"
+    head_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    head_mac: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    mac: Mapped[str] = mapped_column(sa.String(64))

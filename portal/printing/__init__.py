@@ -1,0 +1,1 @@
+"""Printing of carnets of Pass Numériques (PDF) and QR code helpers."""
