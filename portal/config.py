@@ -84,6 +84,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "PORTAL_PROXIES": int(env.get("PORTAL_PROXIES", "0") or 0),
         # Where print jobs write their PDFs (shared by every worker).
         "PRINT_DIR": env.get("PRINT_DIR", str(INSTANCE_DIR / "prints")),
+        # Development/tests only: pretend today is this ISO date (see portal/web/clock.py).
+        "PORTAL_TODAY": env.get("PORTAL_TODAY") if relaxed else None,
         "MAIL_SENDER": env.get("MAIL_SENDER", "ne-pas-repondre@pass-numerique.example"),
         "TESTING": portal_env == "testing",
     }

@@ -12,10 +12,10 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import accounts, issuance
+from portal.domain import accounts, allocation, issuance
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
-from portal.models import ProgrammePerimeter, Tenant
+from portal.models import OpinionKind, ProgrammePerimeter, Tenant
 
 DEMO_PASSWORD = "demo-pass-numerique"
 DOMAIN = "demo.pass-numerique.fr"
@@ -79,6 +79,56 @@ def _programmes(session: Session, mgp: Tenant, aptic: Tenant) -> None:
                                       actor=Actor(None, mgp.id))
     issuance.activate_order(session, order, actor=system)
     issuance.order_carnets(session, ami2, 100, actor=system)   # awaiting its numéro de mandat
+    _allocation(session, ami2, hub=session.execute(sa.select(Tenant).where(
+        Tenant.kind == TenantKind.HUB)).scalar_one())
+
+
+def _allocation(session: Session, programme, hub: Tenant) -> None:
+    """AMI 2 conventions at different stages of convention art. 4–7."""
+    today = dt.date.today()
+    start = programme.request_window_start
+    mgp_actor, hub_actor = Actor(None, programme.commanditaire_id), Actor(None, hub.id)
+    communes = session.execute(sa.select(Tenant).where(
+        Tenant.kind == TenantKind.COMMUNE).order_by(Tenant.name)).scalars().all()
+    conventions = {c.slug: allocation.create_convention(session, programme, c,
+                                                        reference=f"CONV-{c.insee_code}")
+                   for c in communes}
+    for index, (slug, convention) in enumerate(conventions.items()):
+        commune = convention.commune
+        allocation.record_signature(session, convention, "metropole", start, "Le Président",
+                                    actor=mgp_actor)
+        if index % 4 == 3:
+            continue          # awaiting the commune's signature
+        allocation.record_signature(session, convention, "commune", start, f"Le Maire de {commune.name}",
+                                    actor=mgp_actor)
+        allocation.set_referent(session, convention, name=f"Référent de {commune.name}",
+                                email=f"referent.{slug}@{DOMAIN}", phone="01 23 45 67 89",
+                                on=start, actor=mgp_actor)
+        allocation.record_opinion(session, convention, hub=hub, kind=OpinionKind.RESEAU,
+                                  favourable=True, given_on=start,
+                                  evidence="Diagnostic de pré-déploiement : courriel au référent "
+                                           "et à la Métropole.", actor=hub_actor)
+        if slug != "bondy":
+            allocation.record_opinion(session, convention, hub=hub, kind=OpinionKind.CAPACITE,
+                                      favourable=True, given_on=start,
+                                      evidence="Formations du Hub suivies par les prescripteurs "
+                                               "et les opérateurs.", actor=hub_actor)
+    request_day = max(start, min(today, programme.request_window_end - dt.timedelta(days=1)))
+    neuilly = conventions["neuilly-plaisance"]
+    tranche = allocation.request_amorcage(session, neuilly, actor=mgp_actor, today=request_day)
+    allocation.confirm_amorcage(session, tranche, actor=mgp_actor, today=request_day)
+    numbers = allocation.available_carnet_numbers(
+        session, programme, tranche.quantity // programme.pass_per_carnet)
+    allocation.ship_tranche(session, tranche, allocation.as_ranges(numbers), actor=mgp_actor,
+                            today=request_day)
+    allocation.confirm_reception(session, tranche, received_carnets=len(numbers),
+                                 missing_numbers=[], note="", actor=mgp_actor, today=request_day)
+    for suffix in ("ccas", "centre-social"):
+        structure = session.execute(sa.select(Tenant).where(
+            Tenant.slug == f"neuilly-plaisance-{suffix}")).scalar_one()
+        allocation.split_carnets(session, neuilly, structure, 50, actor=mgp_actor)
+    allocation.request_amorcage(session, conventions["montreuil"], actor=mgp_actor,
+                                today=request_day)
 
 
 def load_demo_data(session: Session) -> bool:

@@ -124,6 +124,7 @@ def test_programme_settings_form(browser_factory, app):
             "abondement_threshold_pct": "50", "delivery_working_days": "20",
             "valid_until": "2022-01-31", "tolerance_until": "2022-01-31",
             "request_window_start": "2021-01-01", "request_window_end": "2021-10-01",
+            "convention_ends_on": "2021-10-31",
             "target_publics": "seniors"}
     assert mgp.post("/metropole/mgp/programmes/1/modifier", form).status_code == 303
     assert "AMI 1 modifié" in mgp.get("/metropole/mgp/programmes/1").text

@@ -91,6 +91,15 @@ def runs_of(rows) -> list[Run]:
     return runs
 
 
+def _commune_change(nature: N, to_holder_id: int | None) -> dict:
+    """A livraison gives the pass to a commune; a restitution takes it back."""
+    if nature is N.LIVRAISON:
+        return {"commune_id": to_holder_id}
+    if nature is N.RESTITUTION:
+        return {"commune_id": None}
+    return {}
+
+
 def move(session: Session, programme: Programme, *, nature: N, criteria, to_holder_id: int | None,
          actor: Actor, expected_holder_id: int | None | type(...) = ..., ref_type: str = "",
          ref_id: int | None = None, reason: str = "", now: dt.datetime | None = None,
@@ -125,7 +134,8 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
                 .where(Pass.id.between(run.first_id, run.last_id), Pass.state == run.state,
                        Pass.holder_id.is_(None) if run.holder_id is None
                        else Pass.holder_id == run.holder_id)
-                .values(state=to_state, holder_id=to_holder_id, state_changed_at=now)
+                .values(state=to_state, holder_id=to_holder_id, state_changed_at=now,
+                        **_commune_change(nature, to_holder_id))
                 .execution_options(synchronize_session=False))
             if result.rowcount != run.count:
                 raise Conflict("Ces pass viennent d'être modifiés par une autre opération. "

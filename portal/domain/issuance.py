@@ -15,7 +15,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import custody, keys, ledger, serials
+from portal.domain import calendar, custody, keys, ledger, serials
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
 from portal.domain.permissions import TenantKind
@@ -45,6 +45,7 @@ AMI1_DEFAULTS = dict(
     request_window_start=dt.date(2021, 1, 1),   # art. 4
     request_window_end=dt.date(2021, 10, 1),    # art. 4, 5: "à compter du 1er octobre 2021"
     delivery_working_days=20,           # art. 4, 5
+    convention_ends_on=dt.date(2021, 10, 31),   # art. 2
 )
 
 INT_SETTINGS = {
@@ -61,6 +62,7 @@ DATE_SETTINGS = {
     "tolerance_until": "Fin de la tolérance",
     "request_window_start": "Ouverture des demandes",
     "request_window_end": "Fin des demandes (exclue)",
+    "convention_ends_on": "Fin des conventions",
 }
 
 
@@ -92,6 +94,8 @@ def validate_settings(values: dict, *, programme: Programme | None = None,
                                "pas détectée par la clé de contrôle. Choisissez-en un autre.",
                                field="prefix")
         clean["prefix"] = prefix
+    if "holiday_subdivision" in clean and clean["holiday_subdivision"] not in calendar.SUBDIVISIONS:
+        raise InvalidInput("Calendrier des jours ouvrés inconnu.", field="holiday_subdivision")
     if "target_publics" in clean:
         unknown = set(clean["target_publics"]) - set(TARGET_PUBLICS)
         if unknown:

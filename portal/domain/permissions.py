@@ -101,6 +101,9 @@ class Permission(str, enum.Enum):
     HABILITATE_AGENTS = "habilitate_agents"
     QUALIFY_OPERATEURS = "qualify_operateurs"
     CLOSE_MONTH = "close_month"
+    # Allocation (convention MGP–commune)
+    MANAGE_CONVENTIONS = "manage_conventions"
+    DESIGNATE_REFERENT = "designate_referent"
     # Structures
     HAND_OUT_PASS = "hand_out_pass"
     SCAN_PASS = "scan_pass"
@@ -111,9 +114,10 @@ P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MGP_AGENT: frozenset({P.VIEW_TENANT}),
     Role.MGP_ADMIN: frozenset({P.VIEW_TENANT, P.MANAGE_MEMBERS, P.MANAGE_PROGRAMMES,
-                               P.CONFIRM_TRANCHES, P.ORDER_SANCTIONS}),
+                               P.CONFIRM_TRANCHES, P.ORDER_SANCTIONS, P.MANAGE_CONVENTIONS}),
     Role.REFERENT: frozenset({P.VIEW_TENANT, P.MANAGE_MEMBERS, P.FOLLOW_CONVENTION,
-                              P.REQUEST_TRANCHE, P.CONFIRM_RECEPTION, P.SPLIT_CARNETS}),
+                              P.REQUEST_TRANCHE, P.CONFIRM_RECEPTION, P.SPLIT_CARNETS,
+                              P.DESIGNATE_REFERENT}),
     Role.COMMUNE_AGENT: frozenset({P.VIEW_TENANT, P.FOLLOW_CONVENTION}),
     Role.HUB_AGENT: frozenset({P.VIEW_TENANT, P.GIVE_HUB_OPINION}),
     Role.HUB_ADMIN: frozenset({P.VIEW_TENANT, P.GIVE_HUB_OPINION, P.MANAGE_MEMBERS}),

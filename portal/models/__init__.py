@@ -4,3 +4,6 @@ from portal.models.tenancy import AuthSession, Membership, Tenant, User  # noqa:
 from portal.models.issuance import (  # noqa: F401
     Carnet, Pass, PassOrder, PassState, PrintJob, PrintJobStatus, Programme, ProgrammePerimeter)
 from portal.models.ledger import LedgerAnchor, LedgerEntry, LedgerHead, Nature  # noqa: F401
+from portal.models.allocation import (  # noqa: F401
+    Convention, ConventionEvent, HubOpinion, OpinionKind, Sanction, SanctionKind, Shipment,
+    Tranche, TrancheKind, TrancheStatus)

@@ -74,8 +74,12 @@ class Programme(Base):
     request_window_start: Mapped[dt.date] = mapped_column(sa.Date)
     request_window_end: Mapped[dt.date] = mapped_column(sa.Date)  # exclusive: "à compter du"
     delivery_working_days: Mapped[int] = mapped_column(default=20)
+    convention_ends_on: Mapped[dt.date] = mapped_column(sa.Date, default=dt.date(2021, 10, 31))
     partial_last_tranche: Mapped[bool] = mapped_column(default=True)
     allow_partial_carnet: Mapped[bool] = mapped_column(default=False)
+    # Jours ouvrés calendar (portal.domain.calendar): "57"/"6AE" for Alsace-Moselle.
+    holiday_subdivision: Mapped[str] = mapped_column(sa.String(3), default="")
+    pentecost_worked: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     commanditaire = relationship("Tenant", foreign_keys=[commanditaire_id])
@@ -157,6 +161,7 @@ class Pass(Base):
     __table_args__ = (
         sa.UniqueConstraint("carnet_id", "index_in_carnet"),
         sa.Index("ix_passes_programme_state_holder", "programme_id", "state", "holder_id"),
+        sa.Index("ix_passes_programme_commune_state", "programme_id", "commune_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
@@ -168,11 +173,14 @@ class Pass(Base):
     key_id: Mapped[str] = mapped_column(sa.String(2))
     state: Mapped[PassState] = mapped_column(str_enum(PassState, "pass_state"))
     holder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tenants.id"), index=True)
+    # The commune the pass was delivered to (set by a livraison, cleared by a
+    # restitution): "held" and "consumed" of convention art. 5 count by it.
+    commune_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tenants.id"))
     state_changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     programme: Mapped[Programme] = relationship()
     carnet: Mapped[Carnet] = relationship()
-    holder = relationship("Tenant")
+    holder = relationship("Tenant", foreign_keys=[holder_id])
 
 
 class PrintJobStatus(str, enum.Enum):

@@ -81,3 +81,36 @@ def choice(name: str, label: str, choices, *, required: bool = True):
 
 def boolean(name: str) -> bool:
     return request.form.get(name) in ("1", "on", "true", "oui")
+
+
+def number_list(name: str, label: str, *, required: bool = False) -> list[int]:
+    """"12, 15-18" → [12, 15, 16, 17, 18] (carnet numbers)."""
+    ranges = number_ranges(name, label, required=required)
+    return [n for first, last in ranges for n in range(first, last + 1)]
+
+
+def number_ranges(name: str, label: str, *, required: bool = True,
+                  limit: int = 1_000_000) -> list[tuple[int, int]]:
+    """"1-500, 612" → [(1, 500), (612, 612)]."""
+    value = _raw(name).replace(" ", "").replace("\u2013", "-").replace(";", ",")
+    if not value:
+        if required:
+            raise InvalidInput(f"Le champ « {label} » est obligatoire.", field=name)
+        return []
+    ranges, total = [], 0
+    for part in value.split(","):
+        if not part:
+            continue
+        match = re.fullmatch(r"(\d{1,9})(?:-(\d{1,9}))?", part)
+        if not match:
+            raise InvalidInput(f"« {label} » : « {part[:20]} » n'est pas un numéro ni une plage "
+                               "(ex. 1-500, 612).", field=name)
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if first < 1 or last < first:
+            raise InvalidInput(f"« {label} » : plage {first}-{last} invalide.", field=name)
+        total += last - first + 1
+        if total > limit:
+            raise InvalidInput(f"« {label} » : trop de numéros.", field=name)
+        ranges.append((first, last))
+    return ranges

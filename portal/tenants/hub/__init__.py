@@ -7,3 +7,4 @@ bp = TenantBlueprint("hub", __name__, TenantKind.HUB)
 add_common_views(bp)
 
 from portal.tenants.hub import views  # noqa: E402,F401
+from portal.tenants.hub import allocation  # noqa: E402,F401

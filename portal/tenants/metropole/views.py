@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, request, url_for
 
-from portal.domain import issuance
+from portal.domain import calendar, issuance
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.models import PassOrder, Programme, Tenant
@@ -40,7 +40,7 @@ def programme(programme_id: int):
     return render("tenants/metropole/programme.html", programme=found,
                   figures=issuance.programme_figures(db.session, found),
                   orders=issuance.orders_of(db.session, found),
-                  target_publics=issuance.TARGET_PUBLICS)
+                  target_publics=issuance.TARGET_PUBLICS, subdivisions=calendar.SUBDIVISIONS)
 
 
 def _settings_from_form() -> dict:
@@ -49,6 +49,9 @@ def _settings_from_form() -> dict:
         values[name] = forms.integer(name, label, minimum=low, maximum=high)
     for name, label in issuance.DATE_SETTINGS.items():
         values[name] = forms.date(name, label)
+    values["holiday_subdivision"] = forms.choice("holiday_subdivision", "Calendrier",
+                                                 tuple(calendar.SUBDIVISIONS), required=False) or ""
+    values["pentecost_worked"] = forms.boolean("pentecost_worked")
     values["partial_last_tranche"] = forms.boolean("partial_last_tranche")
     values["allow_partial_carnet"] = forms.boolean("allow_partial_carnet")
     publics = request.form.getlist("target_publics")
