@@ -12,7 +12,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import accounts, allocation, issuance
+from portal.domain import accounts, allocation, distribution, issuance, mandate
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
 from portal.models import OpinionKind, ProgrammePerimeter, Tenant
@@ -129,6 +129,49 @@ def _allocation(session: Session, programme, hub: Tenant) -> None:
         allocation.split_carnets(session, neuilly, structure, 50, actor=mgp_actor)
     allocation.request_amorcage(session, conventions["montreuil"], actor=mgp_actor,
                                 today=request_day)
+    _mandate(session, programme, today=request_day)
+
+
+def _mandate(session: Session, programme, today: dt.date) -> None:
+    """The convention de mandat, habilitations and a few distributions (délibération 2022)."""
+    aptic = session.get(Tenant, programme.issuer_id)
+    mgp = session.get(Tenant, programme.commanditaire_id)
+    accord_end = dt.date(today.year + 1, 12, 31)
+    mandat = mandate.create_mandate(
+        session, mandant=mgp, mandataire=aptic, reference=f"MANDAT-MGP-{today.year}",
+        accord_cadre_reference="2019.DTCI.AO.034", accord_cadre_ends_on=accord_end,
+        starts_on=programme.request_window_start, ends_on=mandate.add_months(accord_end, 12),
+        advance_ceiling_cents=50_000_000, fee_cents=1_200_000,
+        accountant_consulted_on=programme.request_window_start)
+    mandate.sign_mandate(session, mandat, programme.request_window_start)
+    aptic_actor = Actor(None, aptic.id)
+
+    def agent(slug):
+        user = accounts.find_user(session, f"prescripteur.{slug}@{DOMAIN}")
+        structure = session.execute(sa.select(Tenant).where(Tenant.slug == slug)).scalar_one()
+        return user, structure
+
+    for slug in ("neuilly-plaisance-ccas", "neuilly-plaisance-centre-social"):
+        user, structure = agent(slug)
+        mandate.grant_habilitation(session, mandat, user=user, structure=structure,
+                                   starts_on=programme.request_window_start,
+                                   ends_on=mandat.ends_on, actor=aptic_actor, today=today)
+    user, structure = agent("neuilly-plaisance-ccas")
+    stock = distribution.structure_stock(session, structure)[programme.id]
+    for index, (number, _left) in enumerate(stock[:6]):
+        distribution.hand_out(
+            session, programme=programme, structure=structure, user_id=user.id,
+            carnet_number=number, pass_count=None,
+            target_public=programme.target_publics[index % len(programme.target_publics)],
+            needs=["demarches", "courriel"][: 1 + index % 2],
+            answers={"tranche_age": "60_plus", "equipement": "smartphone",
+                     "orientation": "service_social"},
+            request_token=f"demo-{number}", today=today)
+    commune = session.execute(sa.select(Tenant).where(Tenant.slug == "montreuil")).scalar_one()
+    user, structure = agent("montreuil-ccas")
+    mandate.request_habilitation(session, commune, user=user, structure=structure,
+                                 starts_on=today, ends_on=mandat.ends_on,
+                                 actor=Actor(None, commune.id))
 
 
 def load_demo_data(session: Session) -> bool:

@@ -145,7 +145,8 @@ def _first_pass(app, prefix="MGP2"):
     from portal.extensions import db
     with app.app_context():
         prog = programme(db.session, prefix)
-        p = db.session.execute(sa.select(Pass).where(Pass.programme_id == prog.id)
+        p = db.session.execute(sa.select(Pass).where(Pass.programme_id == prog.id,
+                                                     Pass.state == PassState.ACTIVE)
                                .order_by(Pass.id)).scalars().first()
         return p, _payload(db.session, p)
 
@@ -292,13 +293,18 @@ def test_export_gives_every_pass_with_its_history(app, db_session):
     assert [m["nature"] for m in last["mouvements"]] == ["emission", "activation", "livraison"]
 
 
-def test_export_download_is_streamed_and_scoped(browser_factory):
+def test_export_download_is_streamed_and_scoped(app, browser_factory):
     mgp = browser_factory().login("mgp.agent")
     response = mgp.get("/metropole/mgp/programmes/2/export.csv")
     assert response.status_code == 200 and response.is_streamed
     body = response.get_data(as_text=True)
-    assert body.startswith("\ufeffserie;") and body.count("\n") == 21_001
-    # 10 000 activated pass × 2 movements + 1 000 awaiting activation × 1 + header
+    # One line per (pass, movement): as many as the ledger's entries cover, plus the header.
+    with app.app_context():
+        from portal.extensions import db
+        covered = db.session.execute(sa.select(sa.func.sum(LedgerEntry.count)).where(
+            LedgerEntry.programme_id == 2)).scalar()
+    assert covered > 21_000
+    assert body.startswith("\ufeffserie;") and body.count("\n") == covered + 1
     commune = browser_factory().login("referent.bondy")
     assert commune.get("/metropole/mgp/programmes/2/export.csv").status_code == 404
 

@@ -135,6 +135,11 @@ def upgrade() -> None:
     with op.batch_alter_table('shipments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_shipments_tranche_id'), ['tranche_id'], unique=False)
 
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('commune_id', sa.Integer(), nullable=True))
+    # Added without a foreign key on purpose: an SQLite batch rebuild of the
+    # ledger table would drop its append-only triggers.
+
     with op.batch_alter_table('passes', schema=None) as batch_op:
         batch_op.add_column(sa.Column('commune_id', sa.Integer(), nullable=True))
         batch_op.create_index('ix_passes_programme_commune_state', ['programme_id', 'commune_id', 'state'], unique=False)
@@ -183,3 +188,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_conventions_commune_id'))
 
     op.drop_table('conventions')
+
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_column('commune_id')
+    if op.get_bind().dialect.name == "sqlite":
+        # The batch rebuild dropped the append-only triggers: put them back.
+        for name, event in (("no_update", "UPDATE"), ("no_delete", "DELETE")):
+            op.execute(f"DROP TRIGGER IF EXISTS ledger_entries_{name}")
+            op.execute(f"CREATE TRIGGER ledger_entries_{name} BEFORE {event} ON ledger_entries "
+                       f"BEGIN SELECT RAISE(ABORT, 'append-only: {event} on ledger_entries is "
+                       "refused'); END")

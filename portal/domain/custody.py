@@ -62,13 +62,14 @@ def _guard_state_writes(target, value, oldvalue, initiator):
 
 @dataclass(frozen=True)
 class Run:
-    """A contiguous run of pass ids sharing one position (state, holder)."""
+    """A contiguous run of pass ids sharing one position (state, holder) and commune."""
     first_id: int
     last_id: int
     state: S
     holder_id: int | None
     serial_first: str
     serial_last: str
+    commune_id: int | None = None
 
     @property
     def count(self) -> int:
@@ -76,18 +77,22 @@ class Run:
 
 
 def runs_of(rows) -> list[Run]:
-    """Group (id, state, holder_id, serial) rows sorted by id into runs."""
+    """Group (id, state, holder_id, serial[, commune_id]) rows sorted by id into runs."""
     runs: list[Run] = []
-    for (state, holder), group in groupby(rows, key=lambda r: (r[1], r[2])):
+
+    def commune(row):
+        return row[4] if len(row) > 4 else None
+
+    for (state, holder, commune_id), group in groupby(rows, key=lambda r: (r[1], r[2], commune(r))):
         group = list(group)
         start = group[0]
         prev = start
         for row in group[1:]:
             if row[0] != prev[0] + 1:
-                runs.append(Run(start[0], prev[0], S(state), holder, start[3], prev[3]))
+                runs.append(Run(start[0], prev[0], S(state), holder, start[3], prev[3], commune_id))
                 start = row
             prev = row
-        runs.append(Run(start[0], prev[0], S(state), holder, start[3], prev[3]))
+        runs.append(Run(start[0], prev[0], S(state), holder, start[3], prev[3], commune_id))
     return runs
 
 
@@ -112,13 +117,13 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
     now = now or utcnow()
     head = ledger.lock_head(session, programme.id)
     rows = session.execute(
-        sa.select(Pass.id, Pass.state, Pass.holder_id, Pass.serial)
+        sa.select(Pass.id, Pass.state, Pass.holder_id, Pass.serial, Pass.commune_id)
         .where(Pass.programme_id == programme.id, *criteria).order_by(Pass.id)).all()
     if not rows:
         raise Conflict("Aucun pass ne correspond à cette opération.")
     if expected_count is not None and len(rows) != expected_count:
         raise Conflict(f"{expected_count} pass attendus, {len(rows)} trouvés : opération refusée.")
-    for _id, state, holder, serial in rows:
+    for _id, state, holder, serial, _commune in rows:
         if state not in allowed:
             raise Conflict(f"Le pass {serial} est « {S(state).label} » : "
                            f"{nature.label} impossible.")
@@ -147,7 +152,8 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
                           serial_first=run.serial_first, serial_last=run.serial_last,
                           count=run.count, amount_cents=run.count * programme.face_value_cents,
                           ref_type=ref_type, ref_id=ref_id, reason=reason, created_at=now,
-                          head=head)
+                          head=head, commune_id=to_holder_id if nature is N.LIVRAISON
+                          else run.commune_id)
     finally:
         _in_custody.reset(token)
     session.expire_all()

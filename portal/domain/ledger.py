@@ -41,7 +41,7 @@ SYSTEM = Actor(None, None)
 
 # The fields covered by the MAC, in order.
 _FIELDS = ("programme_id", "seq", "created_at", "nature", "actor_user_id", "actor_tenant_id",
-           "from_state", "from_holder_id", "to_state", "to_holder_id", "pass_first_id",
+           "from_state", "from_holder_id", "to_state", "to_holder_id", "commune_id", "pass_first_id",
            "pass_last_id", "serial_first", "serial_last", "count", "amount_cents",
            "ref_type", "ref_id", "reason")
 
@@ -88,7 +88,7 @@ def append(session: Session, *, programme_id: int, nature: Nature, actor: Actor,
            pass_first_id: int, pass_last_id: int, serial_first: str, serial_last: str,
            count: int, amount_cents: int, ref_type: str = "", ref_id: int | None = None,
            reason: str = "", created_at: dt.datetime | None = None,
-           head: LedgerHead | None = None) -> int:
+           head: LedgerHead | None = None, commune_id: int | None = None) -> int:
     """Append one entry; returns its seq. Call it last in the transaction
     to keep the head lock short."""
     head = head or lock_head(session, programme_id)
@@ -102,7 +102,7 @@ def append(session: Session, *, programme_id: int, nature: Nature, actor: Actor,
         "actor_tenant_id": actor.tenant_id,
         "from_state": PassState(from_state) if from_state else None,
         "from_holder_id": from_holder_id, "to_state": PassState(to_state),
-        "to_holder_id": to_holder_id, "pass_first_id": pass_first_id,
+        "to_holder_id": to_holder_id, "commune_id": commune_id, "pass_first_id": pass_first_id,
         "pass_last_id": pass_last_id, "serial_first": serial_first, "serial_last": serial_last,
         "count": count, "amount_cents": amount_cents, "ref_type": ref_type, "ref_id": ref_id,
         "reason": reason[:500],

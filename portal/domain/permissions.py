@@ -104,6 +104,10 @@ class Permission(str, enum.Enum):
     # Allocation (convention MGP–commune)
     MANAGE_CONVENTIONS = "manage_conventions"
     DESIGNATE_REFERENT = "designate_referent"
+    # Mandate (délibération 2022)
+    MANAGE_MANDATES = "manage_mandates"
+    RENDER_ACCOUNTS = "render_accounts"
+    REQUEST_HABILITATION = "request_habilitation"
     # Structures
     HAND_OUT_PASS = "hand_out_pass"
     SCAN_PASS = "scan_pass"
@@ -117,14 +121,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
                                P.CONFIRM_TRANCHES, P.ORDER_SANCTIONS, P.MANAGE_CONVENTIONS}),
     Role.REFERENT: frozenset({P.VIEW_TENANT, P.MANAGE_MEMBERS, P.FOLLOW_CONVENTION,
                               P.REQUEST_TRANCHE, P.CONFIRM_RECEPTION, P.SPLIT_CARNETS,
-                              P.DESIGNATE_REFERENT}),
+                              P.DESIGNATE_REFERENT, P.REQUEST_HABILITATION}),
     Role.COMMUNE_AGENT: frozenset({P.VIEW_TENANT, P.FOLLOW_CONVENTION}),
     Role.HUB_AGENT: frozenset({P.VIEW_TENANT, P.GIVE_HUB_OPINION}),
     Role.HUB_ADMIN: frozenset({P.VIEW_TENANT, P.GIVE_HUB_OPINION, P.MANAGE_MEMBERS}),
     Role.APTIC_AGENT: frozenset({P.VIEW_TENANT, P.SHIP_CARNETS, P.QUALIFY_OPERATEURS}),
     Role.APTIC_ADMIN: frozenset({P.VIEW_TENANT, P.MANAGE_MEMBERS, P.ISSUE_PASS,
                                  P.SHIP_CARNETS, P.HABILITATE_AGENTS,
-                                 P.QUALIFY_OPERATEURS, P.CLOSE_MONTH}),
+                                 P.QUALIFY_OPERATEURS, P.CLOSE_MONTH, P.MANAGE_MANDATES,
+                                 P.RENDER_ACCOUNTS}),
     # Handing out pass also needs a valid habilitation (délibération 2022),
     # checked by the mandate module, not by the role alone.
     Role.PRESCRIPTEUR_AGENT: frozenset({P.VIEW_TENANT, P.HAND_OUT_PASS}),

@@ -7,3 +7,6 @@ from portal.models.ledger import LedgerAnchor, LedgerEntry, LedgerHead, Nature  
 from portal.models.allocation import (  # noqa: F401
     Convention, ConventionEvent, HubOpinion, OpinionKind, Sanction, SanctionKind, Shipment,
     Tranche, TrancheKind, TrancheStatus)
+from portal.models.mandate import (  # noqa: F401
+    Beneficiary, Distribution, Habilitation, HabilitationRequest, Mandate, MandateStatus,
+    QuestionnaireAnswer, RedditionClosure, RequestStatus)

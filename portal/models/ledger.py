@@ -80,6 +80,9 @@ class LedgerEntry(Base):
     from_holder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tenants.id"))
     to_state: Mapped[PassState] = mapped_column(str_enum(PassState, "ledger_to_state"))
     to_holder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tenants.id"))
+    # The commune the pass belong to (after a livraison, before a restitution):
+    # the accounts are rendered per commune.
+    commune_id: Mapped[int | None] = mapped_column()   # no FK: see migration 0003
     pass_first_id: Mapped[int] = mapped_column(BigId)
     pass_last_id: Mapped[int] = mapped_column(BigId)
     serial_first: Mapped[str] = mapped_column(sa.String(24))

@@ -114,3 +114,16 @@ def number_ranges(name: str, label: str, *, required: bool = True,
             raise InvalidInput(f"« {label} » : trop de numéros.", field=name)
         ranges.append((first, last))
     return ranges
+
+
+def query_date(name: str, label: str, default: dt.date) -> dt.date:
+    """A date from the query string (``?debut=2021-01-01``), or ``default``."""
+    value = (request.args.get(name) or "").strip()
+    if not value:
+        return default
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(value[:10], fmt).date()
+        except ValueError:
+            continue
+    raise InvalidInput(f"« {label} » n'est pas une date valide (jj/mm/aaaa).", field=name)

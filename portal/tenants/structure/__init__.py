@@ -7,3 +7,4 @@ bp = TenantBlueprint("structure", __name__, TenantKind.STRUCTURE)
 add_common_views(bp)
 
 from portal.tenants.structure import views  # noqa: E402,F401
+from portal.tenants.structure import desk  # noqa: E402,F401

@@ -1,0 +1,374 @@
+"""Reddition des comptes of the mandataire (CGCT L1611-7 IV; délibération 2022).
+
+For a mandate and any period, every operation by nature, without netting,
+per commune and in total, with opening and closing balances in pass and
+euros, and the supporting records. Everything is read from the ledger and
+reconciled three ways; a mismatch is shown, never hidden:
+
+1. per nature, the statement's total equals an independent aggregate of the
+   ledger entries of the period;
+2. every entry's amount equals its count × the face value;
+3. when the period runs to today, the closing balance per commune equals a
+   count of the pass themselves (the pass table).
+
+The balance of a commune is the pass "en circulation" attributed to it:
+delivered and not yet paid, restituted, cancelled or expired.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from portal.domain import ledger
+from portal.domain.errors import InvalidInput
+from portal.domain.ledger import Actor
+from portal.formatting import PARIS, format_eur
+from portal.models import (Distribution, LedgerEntry, LedgerHead, Mandate, Pass, Programme,
+                           RedditionClosure, Tenant)
+from portal.models.issuance import PassState as S
+from portal.models.ledger import NATURE_LABELS, Nature
+
+CIRCULATION = frozenset({S.LIVRE, S.REPARTI, S.DISTRIBUE, S.SCANNE, S.CONTRE_PAIEMENT, S.BLOQUE})
+NATURE_ORDER = [Nature.LIVRAISON, Nature.REPARTITION, Nature.REPRISE, Nature.DISTRIBUTION,
+                Nature.SCAN, Nature.ANNULATION_SCAN, Nature.CONTRE_PAIEMENT, Nature.PAIEMENT,
+                Nature.RESTITUTION, Nature.BLOCAGE, Nature.ANNULATION, Nature.EXPIRATION,
+                Nature.EMISSION, Nature.ACTIVATION]
+STOCK_ROW = "Stock de la Métropole et émission"
+
+
+@dataclass
+class Amount:
+    count: int = 0
+    cents: int = 0
+
+    def add(self, count: int, cents: int) -> None:
+        self.count += count
+        self.cents += cents
+
+
+@dataclass
+class Row:
+    name: str
+    opening: Amount = field(default_factory=Amount)
+    natures: dict = field(default_factory=lambda: defaultdict(Amount))
+    closing: Amount = field(default_factory=Amount)
+
+
+@dataclass
+class Statement:
+    mandate_reference: str
+    mandant: str
+    mandataire: str
+    start: dt.date
+    end: dt.date
+    rows: list[Row]
+    total: Row
+    mismatches: list[str]
+    distributions: list[dict]
+    payments: list[dict]
+    ledger_ok: bool
+
+    def to_json(self) -> str:
+        def amount(a):
+            return {"pass": a.count, "centimes": a.cents}
+
+        def row(r):
+            return {"nom": r.name, "ouverture": amount(r.opening), "cloture": amount(r.closing),
+                    "operations": {n.value: amount(a) for n, a in sorted(
+                        r.natures.items(), key=lambda item: item[0].value)}}
+        return json.dumps({"mandat": self.mandate_reference, "mandant": self.mandant,
+                           "mandataire": self.mandataire, "debut": self.start.isoformat(),
+                           "fin": self.end.isoformat(), "lignes": [row(r) for r in self.rows],
+                           "total": row(self.total), "ecarts": self.mismatches,
+                           "distributions": self.distributions, "paiements": self.payments},
+                          ensure_ascii=False, sort_keys=True)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    if end < start:
+        raise InvalidInput("La fin de la période précède son début.", field="end")
+    if start.year < 2000 or end.year > 2100:
+        raise InvalidInput("Période hors des bornes acceptées (2000 à 2100).", field="end")
+    low = dt.datetime.combine(start, dt.time(), PARIS).astimezone(dt.timezone.utc)
+    high = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), PARIS
+                               ).astimezone(dt.timezone.utc)
+    return low, high
+
+
+def programmes_of_mandate(session: Session, mandate: Mandate) -> list[Programme]:
+    return list(session.execute(sa.select(Programme).where(
+        Programme.commanditaire_id == mandate.mandant_id,
+        Programme.issuer_id == mandate.mandataire_id).order_by(Programme.id)).scalars())
+
+
+def _circulation_delta(entry) -> int:
+    delta = 0
+    if entry.to_state in CIRCULATION:
+        delta += entry.count
+    if entry.from_state is not None and entry.from_state in CIRCULATION:
+        delta -= entry.count
+    return delta
+
+
+def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.date,
+                    today: dt.date) -> Statement:
+    low, high = _bounds(start, end)
+    programmes = programmes_of_mandate(session, mandate)
+    face = {p.id: p.face_value_cents for p in programmes}
+    names = dict(session.execute(sa.select(Tenant.id, Tenant.name)).all())
+    rows: dict[int | None, Row] = {}
+
+    def row_for(commune_id):
+        if commune_id not in rows:
+            rows[commune_id] = Row(names.get(commune_id, STOCK_ROW) if commune_id else STOCK_ROW)
+        return rows[commune_id]
+
+    mismatches: list[str] = []
+    independent: dict[Nature, Amount] = defaultdict(Amount)
+    for programme in programmes:
+        entries = session.execute(
+            sa.select(LedgerEntry.created_at, LedgerEntry.nature, LedgerEntry.from_state,
+                      LedgerEntry.to_state, LedgerEntry.commune_id, LedgerEntry.count,
+                      LedgerEntry.amount_cents, LedgerEntry.seq)
+            .where(LedgerEntry.programme_id == programme.id, LedgerEntry.created_at < high)
+            .order_by(LedgerEntry.seq).execution_options(yield_per=10_000))
+        for entry in entries:
+            row = row_for(entry.commune_id)
+            delta = _circulation_delta(entry)
+            if entry.created_at < low:
+                row.opening.add(delta, delta * face[programme.id])
+                continue
+            row.natures[entry.nature].add(entry.count, entry.amount_cents)
+            row.closing.add(delta, delta * face[programme.id])
+            if entry.amount_cents != entry.count * face[programme.id]:
+                mismatches.append(
+                    f"{programme.prefix}, écriture n° {entry.seq} ({NATURE_LABELS[entry.nature]}) : "
+                    f"montant {format_eur(entry.amount_cents)} pour {entry.count} pass, attendu "
+                    f"{format_eur(entry.count * face[programme.id])}.")
+        # Independent aggregate of the same entries (check 1).
+        for nature, count, cents in session.execute(
+                sa.select(LedgerEntry.nature, sa.func.sum(LedgerEntry.count),
+                          sa.func.sum(LedgerEntry.amount_cents))
+                .where(LedgerEntry.programme_id == programme.id, LedgerEntry.created_at >= low,
+                       LedgerEntry.created_at < high).group_by(LedgerEntry.nature)):
+            independent[nature].add(int(count), int(cents))
+    for row in rows.values():
+        row.closing = Amount(row.opening.count + row.closing.count,
+                             row.opening.cents + row.closing.cents)
+    ordered = sorted((r for k, r in rows.items() if k is not None), key=lambda r: r.name)
+    if None in rows:
+        ordered.append(rows[None])
+    total = Row("Total")
+    for row in ordered:
+        total.opening.add(row.opening.count, row.opening.cents)
+        total.closing.add(row.closing.count, row.closing.cents)
+        for nature, amount in row.natures.items():
+            total.natures[nature].add(amount.count, amount.cents)
+    for nature in set(total.natures) | set(independent):
+        mine, theirs = total.natures.get(nature, Amount()), independent.get(nature, Amount())
+        if (mine.count, mine.cents) != (theirs.count, theirs.cents):
+            mismatches.append(f"{NATURE_LABELS[nature]} : l'état indique {mine.count} pass, le "
+                              f"journal {theirs.count} pass.")
+    if end >= today:
+        actual = dict(session.execute(
+            sa.select(Pass.commune_id, sa.func.count()).where(
+                Pass.programme_id.in_([p.id for p in programmes]), Pass.commune_id.is_not(None),
+                Pass.state.in_(CIRCULATION)).group_by(Pass.commune_id)).all())
+        for commune_id in set(actual) | {k for k in rows if k is not None}:
+            expected = rows[commune_id].closing.count if commune_id in rows else 0
+            if actual.get(commune_id, 0) != expected:
+                mismatches.append(f"{names.get(commune_id, commune_id)} : solde de clôture du "
+                                  f"journal {expected} pass, pass réellement en circulation "
+                                  f"{actual.get(commune_id, 0)}.")
+    ledger_ok = all(ledger.verify(session, p.id).ok for p in programmes)
+    if not ledger_ok:
+        mismatches.append("Le journal ne passe pas la vérification d'intégrité "
+                          "(flask --app wsgi ledger verify).")
+    return Statement(mandate.reference, names.get(mandate.mandant_id, ""),
+                     names.get(mandate.mandataire_id, ""), start, end, ordered, total, mismatches,
+                     _distributions(session, mandate, low, high, names),
+                     _payments(session, programmes, low, high, names), ledger_ok)
+
+
+def _distributions(session, mandate, low, high, names) -> list[dict]:
+    rows = session.execute(
+        sa.select(Distribution).where(Distribution.mandate_id == mandate.id,
+                                      Distribution.created_at >= low,
+                                      Distribution.created_at < high)
+        .order_by(Distribution.id)).scalars()
+    return [{"id": d.id, "date": d.created_at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M"),
+             "structure": names.get(d.structure_id, ""), "prescripteur": d.user.full_name,
+             "habilitation": d.habilitation_id,
+             "habilitation_periode": f"{d.habilitation.starts_on:%d/%m/%Y}–"
+                                     f"{d.habilitation.ends_on:%d/%m/%Y}",
+             "mandat": mandate.reference, "pass": d.pass_count,
+             "beneficiaire": d.beneficiary.code} for d in rows]
+
+
+def _payments(session, programmes, low, high, names) -> list[dict]:
+    rows = session.execute(
+        sa.select(LedgerEntry).where(LedgerEntry.programme_id.in_([p.id for p in programmes]),
+                                     LedgerEntry.nature.in_((Nature.CONTRE_PAIEMENT,
+                                                             Nature.PAIEMENT)),
+                                     LedgerEntry.created_at >= low, LedgerEntry.created_at < high)
+        .order_by(LedgerEntry.created_at, LedgerEntry.seq)).scalars()
+    return [{"date": e.created_at.astimezone(PARIS).strftime("%d/%m/%Y"),
+             "nature": NATURE_LABELS[e.nature], "operateur": names.get(e.to_holder_id, ""),
+             "pass": e.count, "montant_centimes": e.amount_cents,
+             "reference": f"{e.ref_type} {e.ref_id}" if e.ref_type else "",
+             "motif": e.reason} for e in rows]
+
+
+# ---------------------------------------------------------------- exports
+
+def _header() -> list[str]:
+    cols = ["Commune", "Ouverture (pass)", "Ouverture (€)"]
+    for nature in NATURE_ORDER:
+        cols += [f"{NATURE_LABELS[nature]} (pass)", f"{NATURE_LABELS[nature]} (€)"]
+    return cols + ["Clôture (pass)", "Clôture (€)"]
+
+
+def _cells(row: Row, euros) -> list:
+    cells = [row.name, row.opening.count, euros(row.opening.cents)]
+    for nature in NATURE_ORDER:
+        amount = row.natures.get(nature, Amount())
+        cells += [amount.count, euros(amount.cents)]
+    return cells + [row.closing.count, euros(row.closing.cents)]
+
+
+def to_csv(statement: Statement) -> str:
+    """``;`` separator and UTF-8 BOM for French Excel; amounts in euros with a comma."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow([f"Reddition des comptes — mandat {statement.mandate_reference}",
+                     f"du {statement.start:%d/%m/%Y} au {statement.end:%d/%m/%Y}"])
+    writer.writerow(_header())
+
+    def euros(cents):
+        return f"{cents / 100:.2f}".replace(".", ",")
+    for row in statement.rows + [statement.total]:
+        writer.writerow(_cells(row, euros))
+    writer.writerow([])
+    writer.writerow(["Écarts"] + (statement.mismatches or ["aucun"]))
+    writer.writerow([])
+    writer.writerow(["Distributions", "Date", "Structure", "Prescripteur", "Habilitation",
+                     "Période d'habilitation", "Mandat", "Pass", "Bénéficiaire (code)"])
+    for d in statement.distributions:
+        writer.writerow(["", d["date"], d["structure"], d["prescripteur"], d["habilitation"],
+                         d["habilitation_periode"], d["mandat"], d["pass"], d["beneficiaire"]])
+    writer.writerow([])
+    writer.writerow(["Contre-paiements", "Date", "Nature", "Opérateur", "Pass", "Montant (€)",
+                     "Référence", "Motif"])
+    for p in statement.payments:
+        writer.writerow(["", p["date"], p["nature"], p["operateur"], p["pass"],
+                         euros(p["montant_centimes"]), p["reference"], p["motif"]])
+    return out.getvalue()
+
+
+def to_xlsx(statement: Statement) -> bytes:
+    from openpyxl import Workbook
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Reddition")
+    sheet.append([f"Reddition des comptes — mandat {statement.mandate_reference}",
+                  f"du {statement.start:%d/%m/%Y} au {statement.end:%d/%m/%Y}"])
+    sheet.append(_header())
+    for row in statement.rows + [statement.total]:
+        sheet.append(_cells(row, lambda cents: cents / 100))
+    sheet.append([])
+    sheet.append(["Écarts"] + (statement.mismatches or ["aucun"]))
+    distributions = workbook.create_sheet("Distributions")
+    distributions.append(["Date", "Structure", "Prescripteur", "Habilitation",
+                          "Période d'habilitation", "Mandat", "Pass", "Bénéficiaire (code)"])
+    for d in statement.distributions:
+        distributions.append([d["date"], d["structure"], d["prescripteur"], d["habilitation"],
+                              d["habilitation_periode"], d["mandat"], d["pass"], d["beneficiaire"]])
+    payments = workbook.create_sheet("Contre-paiements")
+    payments.append(["Date", "Nature", "Opérateur", "Pass", "Montant (€)", "Référence", "Motif"])
+    for p in statement.payments:
+        payments.append([p["date"], p["nature"], p["operateur"], p["pass"],
+                         p["montant_centimes"] / 100, p["reference"], p["motif"]])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def to_pdf(statement: Statement) -> bytes:
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    from portal.printing.carnets import _fonts
+    fonts = _fonts()
+    styles = getSampleStyleSheet()
+    for style in styles.byName.values():
+        style.fontName = fonts.regular
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(out, pagesize=landscape(A4), leftMargin=10 * mm, rightMargin=10 * mm,
+                            title="Reddition des comptes")
+    story = [Paragraph(f"Reddition des comptes — mandat {statement.mandate_reference}",
+                       styles["Title"]),
+             Paragraph(f"Mandant : {statement.mandant} · mandataire : {statement.mandataire} · "
+                       f"période du {statement.start:%d/%m/%Y} au {statement.end:%d/%m/%Y}",
+                       styles["Normal"]), Spacer(1, 4 * mm)]
+    natures = [n for n in NATURE_ORDER if statement.total.natures.get(n)]
+    data = [["Commune", "Ouverture"] + [NATURE_LABELS[n] for n in natures] + ["Clôture"]]
+    for row in statement.rows + [statement.total]:
+        data.append([row.name, f"{row.opening.count}\n{format_eur(row.opening.cents)}"]
+                    + [f"{row.natures[n].count}\n{format_eur(row.natures[n].cents)}"
+                       if n in row.natures else "—" for n in natures]
+                    + [f"{row.closing.count}\n{format_eur(row.closing.cents)}"])
+    table = Table(data, repeatRows=1)
+    table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), fonts.regular, 7),
+                               ("FONT", (0, 0), (-1, 0), fonts.bold, 7),
+                               ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8ecf7"))]))
+    story += [table, Spacer(1, 4 * mm),
+              Paragraph("Écarts : " + ("; ".join(statement.mismatches) if statement.mismatches
+                                       else "aucun — l'état est rapproché du journal."),
+                        styles["Normal"]),
+              Paragraph(f"{len(statement.distributions)} distributions et "
+                        f"{len(statement.payments)} opérations de contre-paiement justificatives "
+                        "(détail dans les exports CSV et XLSX).", styles["Normal"]),
+              Paragraph(f"Empreinte SHA-256 de l'état : {statement.sha256()}", styles["Normal"])]
+    doc.build(story)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- closing
+
+def close_period(session: Session, mandate: Mandate, start: dt.date, end: dt.date, *,
+                 actor: Actor, today: dt.date) -> tuple[RedditionClosure, bool]:
+    """Store the statement's hash and each chain's head; closing again returns
+    the first closure (second value False)."""
+    existing = session.execute(sa.select(RedditionClosure).where(
+        RedditionClosure.mandate_id == mandate.id, RedditionClosure.period_start == start,
+        RedditionClosure.period_end == end)).scalar_one_or_none()
+    if existing is not None:
+        return existing, False
+    if end >= today:
+        raise InvalidInput("On ne clôture qu'une période terminée.", field="end")
+    statement = build_statement(session, mandate, start, end, today)
+    heads = {str(h.programme_id): {"seq": h.seq, "mac": h.mac} for h in session.execute(
+        sa.select(LedgerHead).where(LedgerHead.programme_id.in_(
+            [p.id for p in programmes_of_mandate(session, mandate)]))).scalars()}
+    closure = RedditionClosure(mandate_id=mandate.id, period_start=start, period_end=end,
+                               statement_sha256=statement.sha256(), ledger_heads=heads,
+                               closed_by_id=actor.user_id)
+    session.add(closure)
+    session.flush()
+    return closure, True
+
