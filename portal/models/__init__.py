@@ -4,3 +4,10 @@ from portal.models.tenancy import AuthSession, Membership, Tenant, User  # noqa:
 from portal.models.issuance import (  # noqa: F401
     Carnet, Pass, PassOrder, PassState, PrintJob, PrintJobStatus, Programme, ProgrammePerimeter)
 from portal.models.ledger import LedgerAnchor, LedgerEntry, LedgerHead, Nature  # noqa: F401
+from portal.models.operateurs import (  # noqa: F401
+    ApiToken, BankDetails, OperateurProfile, OperateurService, Qualification, QualificationEvent,
+    ReviewStatus)
+from portal.models.scanning import (  # noqa: F401
+    Anomaly, AnomalyKind, Channel, IdempotencyRecord, Scan)
+from portal.models.settlement import (  # noqa: F401
+    CreditNote, Statement, StatementLine, StatementStatus)
