@@ -184,18 +184,19 @@ def state_counts(session: Session, programme_id: int) -> dict[tuple[S, int | Non
 # ---------------------------------------------------------------- scanning (issue 6)
 
 def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: str,
-              structure_id: int, actor: Actor, record_consumption, now: dt.datetime | None = None
-              ) -> int:
+              previous_holder_id: int | None, structure_id: int, actor: Actor,
+              record_consumption, now: dt.datetime | None = None) -> int:
     """Consume one pass: distribué → scanné, held by the opérateur.
 
     Exactly once (ENGINEERING.md, measured): a conditional UPDATE that only
     changes a pass still ``distribue``; the loser of a race updates 0 rows
-    and gets ``Conflict``. ``record_consumption(previous_holder_id)`` inserts
+    and gets ``Conflict`` (a pass still ``distribue`` cannot have changed
+    holder). ``record_consumption(previous_holder_id)`` inserts
     the consumption row (guarded by its own UNIQUE index) and returns its id.
     The ledger entry is appended last so that the per-programme head lock
     is held as briefly as possible. Returns the consumption id."""
     now = now or utcnow()
-    previous = session.execute(sa.select(Pass.holder_id).where(Pass.id == pass_id)).scalar()
+    previous = previous_holder_id     # as read with the pass, in this transaction
     token = _in_custody.set(True)
     try:
         result = session.execute(

@@ -215,3 +215,16 @@ def operateurs(session: Session, *, commune_id: int | None = None) -> list[tuple
     if commune_id is not None:
         query = query.where(Tenant.parent_id == commune_id)
     return [(t, p) for t, p in session.execute(query)]
+
+
+def scan_places(session: Session, user_id: int) -> list[tuple[Tenant, list[OperateurService]]]:
+    """Opérateur structures where ``user_id`` may scan, with their services
+    (the pass page offers "Valider ce pass" for each)."""
+    from portal.domain.permissions import Permission, permissions_of
+    from portal.models import Membership
+    rows = session.execute(
+        sa.select(Membership.role, Tenant).join(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Membership.user_id == user_id, Tenant.kind == TenantKind.STRUCTURE,
+               Tenant.is_operateur.is_(True)).order_by(Tenant.name)).all()
+    return [(tenant, active_services(session, tenant.id)) for role, tenant in rows
+            if Permission.SCAN_PASS in permissions_of(role)]

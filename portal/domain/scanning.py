@@ -25,7 +25,7 @@ from portal.domain.errors import Conflict, DomainError, Gone, InvalidInput, NotA
 from portal.domain.ledger import Actor
 from portal.formatting import PARIS, format_date, format_datetime
 from portal.models import (Channel, IdempotencyRecord, LedgerEntry, Nature, OperateurProfile,
-                           OperateurService, Pass, Programme, Scan, Statement, StatementLine,
+                           OperateurService, Pass, Programme, Qualification, Scan, Statement, StatementLine,
                            StatementStatus, Tenant, utcnow)
 from portal.models.issuance import PassState as S
 
@@ -140,11 +140,13 @@ def locate(session: Session, data: ScanInput) -> Pass:
 
 def ensure_can_scan(session: Session, structure: Tenant) -> None:
     """Only a place qualified by #APTIC and approved by its commune scans."""
-    profile = session.execute(sa.select(OperateurProfile).where(
-        OperateurProfile.structure_id == structure.id)).scalar_one_or_none()
-    if not structure.is_operateur or profile is None or not profile.can_scan:
-        state = profile.qualification.label if profile else "en attente"
-        if profile is not None and profile.qualification.value == "qualifie":
+    profile = session.execute(
+        sa.select(OperateurProfile.qualification, OperateurProfile.commune_approved_at)
+        .where(OperateurProfile.structure_id == structure.id)).first()
+    qualified = profile is not None and profile[0] is Qualification.QUALIFIE
+    if not structure.is_operateur or not qualified or profile[1] is None:
+        state = profile[0].label if profile else "en attente"
+        if qualified:
             raise NotQualified("Opérateur non habilité : la commune n'a pas encore approuvé ce "
                                "lieu. Aucun pass ne peut être validé ici.")
         raise NotQualified(f"Opérateur non qualifié (qualification #APTIC : {state}). Aucun pass "
@@ -226,10 +228,12 @@ def test_pass(session: Session, data: ScanInput, scanner: Scanner, now: dt.datet
                    "consommé.")
 
 
-def _service(session: Session, structure_id: int, service_id: int | None) -> OperateurService | None:
-    services = session.execute(sa.select(OperateurService).where(
-        OperateurService.structure_id == structure_id, OperateurService.active.is_(True))
-    ).scalars().all()
+def _service(session: Session, structure_id: int, service_id: int | None):
+    """The (id, name) of the service delivered."""
+    services = session.execute(
+        sa.select(OperateurService.id, OperateurService.name).where(
+            OperateurService.structure_id == structure_id, OperateurService.active.is_(True))
+    ).all()
     if service_id is not None:
         for service in services:
             if service.id == service_id:
@@ -276,7 +280,7 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
         return scan.id
 
     custody.scan_pass(session, programme, pass_id=found.id, serial=found.serial,
-                      structure_id=structure_id, actor=scanner.actor, record_consumption=record,
+                      previous_holder_id=found.holder_id, structure_id=structure_id, actor=scanner.actor, record_consumption=record,
                       now=now)
     return Verdict(found, programme, "Pass validé",
                    f"{scan.service_name} — {format_datetime(occurred)}.", scan=scan,
@@ -295,9 +299,11 @@ class Outcome:
 
 
 def _lookup(session: Session, structure_id: int, key: str, fingerprint: str) -> Outcome | None:
-    record = session.execute(sa.select(IdempotencyRecord).where(
-        IdempotencyRecord.structure_id == structure_id, IdempotencyRecord.key == key)
-    ).scalar_one_or_none()
+    record = session.execute(
+        sa.select(IdempotencyRecord.fingerprint, IdempotencyRecord.status_code,
+                  IdempotencyRecord.body)
+        .where(IdempotencyRecord.structure_id == structure_id, IdempotencyRecord.key == key)
+    ).first()
     if record is None:
         return None
     if record.fingerprint != fingerprint:

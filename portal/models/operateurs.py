@@ -122,7 +122,8 @@ class BankDetails(Base):
 
     @classmethod
     def tenant_clause(cls, tenant):
-        return cls.structure_id == tenant.id
+        """The structure sees its own; #APTIC (mandataire) reviews every one."""
+        return sa.true() if tenant.kind.value == "mandataire" else cls.structure_id == tenant.id
 
 
 class ApiToken(Base):

@@ -109,3 +109,8 @@ class Anomaly(Base):
     reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
     structure = relationship("Tenant")
+
+    @classmethod
+    def tenant_clause(cls, tenant):
+        """Anomalies are reviewed by #APTIC (mandataire) only."""
+        return sa.true() if tenant.kind.value == "mandataire" else sa.false()

@@ -50,7 +50,8 @@ class Statement(Base):
 
     @classmethod
     def tenant_clause(cls, tenant):
-        return cls.structure_id == tenant.id
+        """The structure sees its own; #APTIC (mandataire) sees every one."""
+        return sa.true() if tenant.kind.value == "mandataire" else cls.structure_id == tenant.id
 
 
 class StatementLine(Base):

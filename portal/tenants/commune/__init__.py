@@ -7,3 +7,4 @@ bp = TenantBlueprint("commune", __name__, TenantKind.COMMUNE)
 add_common_views(bp)
 
 from portal.tenants.commune import views  # noqa: E402,F401
+from portal.tenants.commune import operateurs  # noqa: E402,F401

@@ -7,3 +7,4 @@ bp = TenantBlueprint("mandataire", __name__, TenantKind.MANDATAIRE)
 add_common_views(bp)
 
 from portal.tenants.mandataire import views  # noqa: E402,F401
+from portal.tenants.mandataire import operateurs  # noqa: E402,F401

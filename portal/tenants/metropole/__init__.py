@@ -7,3 +7,4 @@ bp = TenantBlueprint("metropole", __name__, TenantKind.METROPOLE)
 add_common_views(bp)
 
 from portal.tenants.metropole import views  # noqa: E402,F401
+from portal.tenants.metropole import validity  # noqa: E402,F401

@@ -7,3 +7,5 @@ bp = TenantBlueprint("structure", __name__, TenantKind.STRUCTURE)
 add_common_views(bp)
 
 from portal.tenants.structure import views  # noqa: E402,F401
+from portal.tenants.structure import scan  # noqa: E402,F401
+from portal.tenants.structure import operateur  # noqa: E402,F401
