@@ -19,21 +19,31 @@ from portal.models import (Anomaly, AnomalyKind, Programme, ProgrammePerimeter, 
 BURST_WINDOW = dt.timedelta(minutes=15)
 
 
-def _add(session: Session, kind: AnomalyKind, dedup_key: str, **values) -> str:
-    """Insert once per (kind, dedup_key); returns the French label."""
-    exists = session.execute(sa.select(Anomaly.id).where(
-        Anomaly.kind == kind, Anomaly.dedup_key == dedup_key[:120])).first()
+def _add(session: Session, kind: AnomalyKind, dedup_key: str, *, check: bool = True,
+         **values) -> str:
+    """Insert once per (kind, dedup_key); returns the French label. ``check``
+    False when the key cannot exist yet (one idempotency key, one anomaly)."""
+    exists = None
+    if check:
+        exists = session.execute(sa.select(Anomaly.id).where(
+            Anomaly.kind == kind, Anomaly.dedup_key == dedup_key[:120])).first()
     if exists is None:
         session.add(Anomaly(kind=kind, dedup_key=dedup_key[:120], **values))
         session.flush()
     return kind.label
 
 
+_PERIMETER = sa.select(ProgrammePerimeter.tenant_id).where(
+    ProgrammePerimeter.programme_id == sa.bindparam("programme_id"))
+_BURST = sa.select(sa.func.count()).where(
+    Scan.carnet_id == sa.bindparam("carnet_id"), Scan.structure_id == sa.bindparam("structure_id"),
+    Scan.cancelled_at.is_(None), Scan.scanned_at >= sa.bindparam("since"))
+
+
 def outside_perimeter(session: Session, programme_id: int, structure: Tenant) -> bool:
     """A programme with a perimeter accepts its pass at the listed
     structures and at every structure of the listed communes."""
-    rows = session.execute(sa.select(ProgrammePerimeter.tenant_id).where(
-        ProgrammePerimeter.programme_id == programme_id)).scalars().all()
+    rows = set(session.execute(_PERIMETER, {"programme_id": programme_id}).scalars())
     if not rows:
         return False
     return structure.id not in rows and structure.parent_id not in rows
@@ -50,9 +60,9 @@ def flag_carnet_burst(session: Session, scan: Scan, programme: Programme, now: d
                       ) -> str | None:
     """Flag when every pass of one carnet was scanned at one place within
     ``BURST_WINDOW``."""
-    count = session.execute(sa.select(sa.func.count()).where(
-        Scan.carnet_id == scan.carnet_id, Scan.structure_id == scan.structure_id,
-        Scan.cancelled_at.is_(None), Scan.scanned_at >= scan.scanned_at - BURST_WINDOW)).scalar()
+    count = session.execute(_BURST, {"carnet_id": scan.carnet_id,
+                                     "structure_id": scan.structure_id,
+                                     "since": scan.scanned_at - BURST_WINDOW}).scalar()
     if count < programme.pass_per_carnet:
         return None
     return _add(session, AnomalyKind.CARNET_EN_RAFALE,
@@ -66,7 +76,7 @@ def flag_carnet_burst(session: Session, scan: Scan, programme: Programme, now: d
 def flag_double_scan(session: Session, error, structure: Tenant, key: str) -> str:
     details = error.details
     return _add(session, AnomalyKind.DOUBLE_SCAN,
-                f"pass:{details.get('pass_id')}:{structure.id}:{key}",
+                f"pass:{details.get('pass_id')}:{structure.id}:{key}", check=False,
                 programme_id=details.get("programme_id"), structure_id=structure.id,
                 pass_id=details.get("pass_id"), serial=details.get("serial", ""),
                 detail=f"Second scan refusé : {error.message}")
