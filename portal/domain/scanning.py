@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import anomalies, custody, passcheck
+from portal.domain import anomalies, custody, keys, passcheck, serials
 from portal.domain.errors import Conflict, DomainError, Gone, InvalidInput, NotAllowed, NotFound
 from portal.domain.ledger import Actor
 from portal.formatting import PARIS, format_date, format_datetime
@@ -48,6 +48,8 @@ _HANDED_OUT_BY = (sa.select(LedgerEntry.actor_user_id)
                          LedgerEntry.pass_first_id <= _bp("pass_id"),
                          LedgerEntry.pass_last_id >= _bp("pass_id"))
                   .order_by(LedgerEntry.seq.desc()).limit(1))
+_PASS_BY_SERIAL = (sa.select(Pass).options(sa.orm.joinedload(Pass.programme))
+                   .where(Pass.serial == _bp("serial")))
 _IDEMPOTENCY = (sa.select(IdempotencyRecord.fingerprint, IdempotencyRecord.status_code,
                           IdempotencyRecord.body)
                 .where(IdempotencyRecord.structure_id == _bp("structure_id"),
@@ -148,6 +150,17 @@ def locate(session: Session, data: ScanInput) -> Pass:
     """A pass from a QR payload (MAC verified) or a serial + verification
     code (unknown → 404, unreadable/forged → 422)."""
     if data.code.strip():
+        parsed = serials.parse_any(keys.pass_ring(), data.code[:300])
+        if isinstance(parsed, serials.ScannedPass):
+            # Same checks as passcheck.find_scanned, with the programme
+            # loaded in the same query (hot path).
+            found = session.execute(_PASS_BY_SERIAL,
+                                    {"serial": parsed.serial.canonical}).scalar_one_or_none()
+            if found is None:
+                raise NotFound(passcheck.UNKNOWN, reason="inconnu")
+            if parsed.key_id != found.key_id:
+                raise InvalidInput(serials.MSG_FALSIFIE, reason="falsifie")
+            return found
         return passcheck.find_scanned(session, data.code[:300])
     if data.serial.strip():
         if not data.verification_code.strip():
@@ -258,11 +271,13 @@ def _service(session: Session, structure_id: int, service_id: int | None):
     return None
 
 
-def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetime | None = None
-            ) -> Verdict:
+def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetime | None = None,
+            *, before_ledger=None) -> Verdict:
     """"Valider": consume the pass and record the service delivered. The
     pass state, the consumption row and the ledger entry are written in the
-    caller's transaction, together or not at all."""
+    caller's transaction, together or not at all. ``before_ledger(verdict)``
+    runs once the consumption row exists and before the ledger entry (whose
+    head lock is then held only until the caller commits)."""
     now = now or utcnow()
     occurred = _occurred(data, now)
     found = locate(session, data)
@@ -277,25 +292,26 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
                 user_id=scanner.user_id, api_token_id=scanner.api_token_id,
                 channel=data.channel, amount_cents=programme.face_value_cents,
                 scanned_at=occurred, recorded_at=now)
-    flagged: list[str] = []
+    verdict = Verdict(found, programme, "Pass validé",
+                      f"{scan.service_name} — {format_datetime(occurred)}.", scan=scan)
 
     def record(previous_holder_id):
         scan.previous_holder_id = previous_holder_id
         session.add(scan)
         session.flush()        # the live-scan UNIQUE index is the second wall
         if outside:
-            flagged.append(anomalies.flag_outside_perimeter(session, scan))
+            verdict.anomalies.append(anomalies.flag_outside_perimeter(session, scan))
         burst = anomalies.flag_carnet_burst(session, scan, programme, now)
         if burst:
-            flagged.append(burst)
+            verdict.anomalies.append(burst)
+        if before_ledger is not None:
+            before_ledger(verdict)
         return scan.id
 
     custody.scan_pass(session, programme, pass_id=found.id, serial=found.serial,
-                      previous_holder_id=found.holder_id, structure_id=structure_id, actor=scanner.actor, record_consumption=record,
-                      now=now)
-    return Verdict(found, programme, "Pass validé",
-                   f"{scan.service_name} — {format_datetime(occurred)}.", scan=scan,
-                   anomalies=flagged)
+                      previous_holder_id=found.holder_id, structure_id=structure_id,
+                      actor=scanner.actor, record_consumption=record, now=now)
+    return verdict
 
 
 # ------------------------------------------------------------------ idempotency
@@ -345,13 +361,21 @@ def consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
     if previous is not None:
         session.rollback()
         return previous
-    try:
-        verdict = consume(session, data, scanner, now)
-        body = verdict.as_json()
+    stored: dict = {}
+
+    def remember(verdict: Verdict) -> None:
+        # Written before the ledger entry: the chain head stays locked only
+        # for the entry, the head update and the commit.
+        stored["body"] = verdict.as_json()
         session.add(IdempotencyRecord(structure_id=structure_id, key=key,
-                                      fingerprint=fingerprint, status_code=201, body=body))
+                                      fingerprint=fingerprint, status_code=201,
+                                      body=stored["body"]))
+        session.flush()
+
+    try:
+        verdict = consume(session, data, scanner, now, before_ledger=remember)
         session.commit()
-        return Outcome(201, body, verdict=verdict)
+        return Outcome(201, stored["body"], verdict=verdict)
     except sa.exc.IntegrityError:
         # Same key sent concurrently, or (never seen) the UNIQUE index on
         # live scans caught what the conditional UPDATE let through.
