@@ -168,3 +168,48 @@ def test_siret_is_unique(db_session):
     operateurs.set_siret(db_session, a, "73282932000074")
     with pytest.raises(Conflict):
         operateurs.set_siret(db_session, b, "73282932000074")
+
+
+def test_web_pages_of_aptic_commune_and_metropole(app, browser_factory):
+    """Smoke: the new pages render and their main forms work."""
+    with app.app_context():
+        ids = hand_out(db.session, carnets=[915])
+        _scan_all(db.session, ids[:2])
+        db.session.commit()
+    aptic = browser_factory().login("aptic.admin")
+    for url in ("/mandataire/aptic/operateurs", "/mandataire/aptic/anomalies",
+                "/mandataire/aptic/contre-paiement", "/mandataire/aptic/fin-de-validite"):
+        response = aptic.get(url)
+        assert response.status_code == 200, url
+    response = aptic.post("/mandataire/aptic/contre-paiement/cloture", {"period": "2099-01"})
+    assert response.status_code == 409 and "pas terminé" in response.text
+    response = aptic.post("/mandataire/aptic/contre-paiement/cloture", {"period": "janvier"})
+    assert response.status_code == 422
+    with app.app_context():
+        bondy_social = structure(db.session)
+    response = aptic.post(f"/mandataire/aptic/operateurs/{bondy_social.id}/qualification",
+                          {"qualification": "suspendu", "reason": ""})
+    assert response.status_code == 422 and "motif" in response.text
+    response = aptic.post(f"/mandataire/aptic/operateurs/{bondy_social.id}/qualification",
+                          {"qualification": "suspendu", "reason": "Contrôle en cours"})
+    assert response.status_code == 303
+    referent = browser_factory().login("referent.bondy")
+    assert "Centre social" in referent.get("/commune/bondy/operateurs").text
+    response = referent.post(f"/commune/bondy/operateurs/{bondy_social.id}/approbation",
+                             {"approve": "0"})
+    assert response.status_code == 303
+    other = structure_id_of(app, "montreuil-mediatheque")
+    assert referent.post(f"/commune/bondy/operateurs/{other}/approbation",
+                         {"approve": "0"}).status_code == 404
+    mgp = browser_factory().login("mgp.admin")
+    page = mgp.get("/metropole/mgp/fin-de-validite")
+    assert page.status_code == 200 and "Fin de validité" in page.text
+    with app.app_context():
+        programme_id = programme_of(db.session).id
+    response = mgp.post(f"/metropole/mgp/fin-de-validite/{programme_id}/bloquer")
+    assert response.status_code == 409 and "proposé" in response.text
+
+
+def structure_id_of(app, slug):
+    with app.app_context():
+        return structure(db.session, slug).id
