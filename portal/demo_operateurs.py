@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import accounts, api_tokens, custody, operateurs
+from portal.domain import api_tokens, custody, operateurs
 from portal.domain.ledger import Actor
 from portal.domain.permissions import TenantKind
 from portal.models import Carnet, Pass, Programme, Qualification, Tenant

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-import sqlalchemy as sa
 from flask import Response, abort, flash, send_file, url_for
 
 from portal.domain import anomalies, issuance, operateurs, settlement, validity

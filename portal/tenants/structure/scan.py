@@ -70,10 +70,9 @@ def _page(result=None, status: int = 200):
                   undo_minutes=current_app.config["SCAN_UNDO_MINUTES"])
 
 
-def _ok(verdict: scanning.Verdict, replay: bool = False):
-    return {"ok": True, "headline": verdict.headline if verdict else "Pass validé",
-            "detail": verdict.detail if verdict else "", "serial": verdict.found.serial if verdict else "",
-            "anomalies": verdict.anomalies if verdict else [], "replay": replay}
+def _ok(verdict: scanning.Verdict):
+    return {"ok": True, "headline": verdict.headline, "detail": verdict.detail,
+            "serial": verdict.found.serial, "anomalies": verdict.anomalies}
 
 
 def _ko(error: DomainError):
@@ -102,7 +101,7 @@ def _test(data: scanning.ScanInput):
     except DomainError as error:
         db.session.rollback()
         return _page(_ko(error), error.status)
-    return _page({**_ok(verdict), "detail": verdict.detail})
+    return _page(_ok(verdict))
 
 
 def _consume(data: scanning.ScanInput):
