@@ -330,3 +330,9 @@ def test_operateur_admin_pages(app, browser):
     assert bad.status_code == 422
     ok = browser.post(f"/structure/{OPERATEUR}/operateur/siret", {"siret": "73282932000074"})
     assert ok.status_code == 303
+    ok = browser.post(f"/structure/{OPERATEUR}/operateur/identite",
+                      {"legal_representative": "Jeanne Martin", "is_public_body": "1"})
+    assert ok.status_code == 303
+    with app.app_context():
+        profile = operateurs.profile_of(db.session, structure(db.session), create=False)
+        assert profile.is_public_body and profile.legal_representative == "Jeanne Martin"

@@ -147,6 +147,18 @@ def approve_by_commune(session: Session, commune: Tenant, structure: Tenant, *, 
     return profile
 
 
+def set_identity(session: Session, structure: Tenant, *, legal_representative: str,
+                 is_public_body: bool) -> OperateurProfile:
+    """Legal representative (#APTIC onboarding) and whether the opérateur is
+    a public body collecting through a régie de recettes (it then gets an
+    attestation with each statement)."""
+    profile = profile_of(session, structure)
+    profile.legal_representative = (legal_representative or "").strip()[:200]
+    profile.is_public_body = bool(is_public_body)
+    session.flush()
+    return profile
+
+
 # ------------------------------------------------------------------ services
 
 def add_service(session: Session, structure: Tenant, *, name: str, price_pass: int,

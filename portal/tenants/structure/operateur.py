@@ -41,6 +41,17 @@ def operateur_siret():
     return redirect_to(url_for("structure.operateur_page"))
 
 
+@bp.route("/operateur/identite", methods=["POST"], permission=Permission.MANAGE_STRUCTURE)
+def operateur_identity():
+    operateurs.set_identity(db.session, current_tenant(),
+                            legal_representative=forms.text("legal_representative",
+                                                            "Représentant légal"),
+                            is_public_body=forms.boolean("is_public_body"))
+    db.session.commit()
+    flash("Identité de la structure enregistrée.", "success")
+    return redirect_to(url_for("structure.operateur_page"))
+
+
 @bp.route("/operateur/services", methods=["POST"], permission=Permission.MANAGE_STRUCTURE)
 def operateur_add_service():
     operateurs.add_service(db.session, current_tenant(), name=forms.text("name", "Service"),
