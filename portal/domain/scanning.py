@@ -48,6 +48,9 @@ _HANDED_OUT_BY = (sa.select(LedgerEntry.actor_user_id)
                          LedgerEntry.pass_first_id <= _bp("pass_id"),
                          LedgerEntry.pass_last_id >= _bp("pass_id"))
                   .order_by(LedgerEntry.seq.desc()).limit(1))
+_SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id", "service_id",
+                 "service_name", "user_id", "api_token_id", "channel", "amount_cents",
+                 "previous_holder_id", "scanned_at", "recorded_at")
 _PASS_BY_SERIAL = (sa.select(Pass).options(sa.orm.joinedload(Pass.programme))
                    .where(Pass.serial == _bp("serial")))
 _IDEMPOTENCY = (sa.select(IdempotencyRecord.fingerprint, IdempotencyRecord.status_code,
@@ -297,8 +300,11 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
 
     def record(previous_holder_id):
         scan.previous_holder_id = previous_holder_id
-        session.add(scan)
-        session.flush()        # the live-scan UNIQUE index is the second wall
+        # A Core INSERT (no unit of work on the hot path); the live-scan
+        # UNIQUE index is the second wall.
+        scan.id = session.execute(
+            sa.insert(Scan).returning(Scan.id),
+            [{column: getattr(scan, column) for column in _SCAN_COLUMNS}]).scalar_one()
         if outside:
             verdict.anomalies.append(anomalies.flag_outside_perimeter(session, scan))
         burst = anomalies.flag_carnet_burst(session, scan, programme, now)
@@ -367,10 +373,9 @@ def consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
         # Written before the ledger entry: the chain head stays locked only
         # for the entry, the head update and the commit.
         stored["body"] = verdict.as_json()
-        session.add(IdempotencyRecord(structure_id=structure_id, key=key,
-                                      fingerprint=fingerprint, status_code=201,
-                                      body=stored["body"]))
-        session.flush()
+        session.execute(sa.insert(IdempotencyRecord), [{
+            "structure_id": structure_id, "key": key, "fingerprint": fingerprint,
+            "status_code": 201, "body": stored["body"]}])
 
     try:
         verdict = consume(session, data, scanner, now, before_ledger=remember)
