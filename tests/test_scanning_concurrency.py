@@ -88,6 +88,6 @@ def test_two_threads_consume_each_pass_exactly_once(app):
         scanned = db.session.execute(sa.select(sa.func.count()).where(
             Pass.state == PassState.SCANNE)).scalar()
     assert (live, doubles, scan_entries, scanned) == (PAIRS, 0, PAIRS, PAIRS)
-    # Timing is reported, not asserted (shared CI machines vary): about
-    # 50 s on SQLite and 40 s on PostgreSQL on an idle 2-core machine.
+    # Timing is reported, not asserted (shared machines vary): measured 50-65 s
+    # on SQLite and 53-65 s on PostgreSQL on a 2-core machine at load 4-7.
     print(f"\n{PAIRS} pairs in {elapsed:.1f} s")
