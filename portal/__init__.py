@@ -16,6 +16,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         instance_path=str(PROJECT_ROOT / "instance"),
     )
     app.config.update(load_config(overrides))
+    app.config.setdefault("SCAN_UNDO_MINUTES", 30)
     if app.config["PORTAL_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
         hops = app.config["PORTAL_PROXIES"]
@@ -59,5 +60,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(public.bp)
     register_tenant_blueprints(app)
+    from portal import api
+    api.init_app(app)
     cli.init_app(app)
     return app

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from portal import cli_operateurs
 from portal.config import PROJECT_ROOT
 
 db_cli = AppGroup("db", help="Schéma de la base (migrations Alembic).")
@@ -159,3 +160,4 @@ def init_app(app):
     app.cli.add_command(ledger_cli)
     app.cli.add_command(export_programme_command)
     app.cli.add_command(print_carnets_command)
+    cli_operateurs.init_app(app)

@@ -12,6 +12,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal import demo_operateurs
 from portal.domain import accounts, allocation, distribution, issuance, mandate
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
@@ -226,4 +227,5 @@ def load_demo_data(session: Session) -> bool:
     ccas = session.execute(sa.select(Tenant).where(
         Tenant.slug == "neuilly-plaisance-ccas")).scalar_one()
     accounts.add_membership(session, user, ccas, Role.PRESCRIPTEUR_AGENT)
+    demo_operateurs.load_operateur_demo(session)
     return True

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user
 
-from portal.domain import passcheck
+from portal.domain import operateurs, passcheck
 from portal.domain.errors import DomainError
 from portal.extensions import db
 from portal.web.gate import public
@@ -45,7 +47,10 @@ def pass_page(token: str):
     """The page a pass's QR code opens in any phone camera app."""
     found = _guarded_lookup(lambda: passcheck.find_scanned(db.session, token[:300]))
     status = passcheck.status_of(db.session, found, dt.date.today())
-    return render("public/pass.html", status=status)
+    places = (operateurs.scan_places(db.session, current_user.id)
+              if status.valid and current_user.is_authenticated else [])
+    return render("public/pass.html", status=status, scan_places=places, scan_code=token[:300],
+                  scan_key=uuid.uuid4().hex)
 
 
 @bp.route("/verifier", methods=["GET", "POST"])

@@ -55,7 +55,13 @@ def _tenant_rules(app):
     with app.test_request_context():
         rules = [(rule, access_rule(rule.endpoint)) for rule in app.url_map.iter_rules()]
     return [(rule, access) for rule, access in rules
-            if access is not None and access.tenant_kind is not None]
+            if access is not None and access.tenant_kind is not None and not access.api]
+
+
+def _api_rules(app):
+    with app.test_request_context():
+        rules = [(rule, access_rule(rule.endpoint)) for rule in app.url_map.iter_rules()]
+    return [(rule, access) for rule, access in rules if access is not None and access.api]
 
 
 def test_every_endpoint_has_an_access_rule(app):
@@ -130,3 +136,69 @@ def test_anonymous_visitors_are_sent_to_login(app):
         if "GET" in rule.methods:
             response = client.get(url)
             assert response.status_code == 302 and "/connexion" in response.location, url
+
+
+# ------------------------------------------------------------------ JSON API (issue 6)
+
+def _api_call(client, rule, url, method, token=None):
+    headers = {"Idempotency-Key": "url-map-test"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return client.open(url, method=method, headers=headers,
+                       json={"code": "x", "reason": "test"})
+
+
+def test_api_routes_refuse_cookies_foreign_tokens_and_change_nothing(app, intruders,
+                                                                      browser_factory):
+    """Every API route: a signed-in browser without a token gets 401 (no
+    cookie auth, hence no CSRF); a token of a structure that is not an
+    opérateur gets 403; a token of another opérateur gets 404 on the
+    victim's scans. No row changes."""
+    from scan_helpers import hand_out, new_token, qr
+    from portal.models import Pass, Scan
+    with app.app_context():
+        ids = hand_out(db.session, carnets=[950])
+        victim = new_token(db.session)
+        other = new_token(db.session, "montreuil-mediatheque")
+        not_operateur = new_token_for_structure(db.session, "bondy-ccas")
+        db.session.commit()
+        code = qr(db.session.get(Pass, ids[0]))
+    client = app.test_client()
+    services = client.get("/api/v1/services",
+                          headers={"Authorization": f"Bearer {victim}"}).json["services"]
+    created = client.post("/api/v1/scans", json={"code": code, "service_id": services[0]["id"]},
+                          headers={"Authorization": f"Bearer {victim}", "Idempotency-Key": "v1"})
+    assert created.status_code == 201
+    scan_id = created.json["scan"]["id"]
+    with app.app_context():
+        before = _row_counts()
+    signed_in = browser_factory().login("admin.bondy-centre-social")
+    checked = 0
+    for rule, _access in _api_rules(app):
+        url = rule.build({"scan_id": scan_id}, append_unknown=False)[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            assert _api_call(signed_in.client, rule, url, method).status_code == 401, url
+            assert _api_call(client, rule, url, method, "pn_inconnu").status_code == 401, url
+            assert _api_call(client, rule, url, method, not_operateur).status_code == 403, url
+            if "scan_id" in rule.arguments:
+                response = _api_call(client, rule, url, method, other)
+                assert response.status_code == 404, (url, method, response.json)
+                assert response.json["message"]
+            checked += 1
+    assert checked >= 5
+    with app.app_context():
+        assert _row_counts() == before
+        assert db.session.get(Scan, scan_id).cancelled_at is None
+
+
+def new_token_for_structure(session, slug):
+    """A token row for a structure that is not an opérateur (created
+    directly: the domain refuses it)."""
+    import secrets
+    from portal.domain import api_tokens
+    from portal.models import ApiToken
+    tenant = session.execute(sa.select(Tenant).where(Tenant.slug == slug)).scalar_one()
+    token = api_tokens.PREFIX + secrets.token_urlsafe(16)
+    session.add(ApiToken(structure_id=tenant.id, name="x", token_hash=api_tokens.digest(token),
+                         hint=token[:10]))
+    return token

@@ -195,3 +195,65 @@ def state_counts(session: Session, programme_id: int) -> dict[tuple[S, int | Non
         sa.select(Pass.state, Pass.holder_id, sa.func.count())
         .where(Pass.programme_id == programme_id).group_by(Pass.state, Pass.holder_id))
     return {(S(state), holder): int(n) for state, holder, n in rows}
+
+
+# ---------------------------------------------------------------- scanning (issue 6)
+
+def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: str,
+              previous_holder_id: int | None, structure_id: int, actor: Actor,
+              record_consumption, now: dt.datetime | None = None) -> int:
+    """Consume one pass: distribué → scanné, held by the opérateur.
+
+    Exactly once (ENGINEERING.md, measured): a conditional UPDATE that only
+    changes a pass still ``distribue``; the loser of a race updates 0 rows
+    and gets ``Conflict`` (a pass still ``distribue`` cannot have changed
+    holder). ``record_consumption(previous_holder_id)`` inserts
+    the consumption row (guarded by its own UNIQUE index) and returns its id.
+    The ledger entry is appended last so that the per-programme head lock
+    is held as briefly as possible. Returns the consumption id."""
+    now = now or utcnow()
+    previous = previous_holder_id     # as read with the pass, in this transaction
+    token = _in_custody.set(True)
+    try:
+        result = session.execute(
+            sa.update(Pass).where(Pass.id == pass_id, Pass.state == S.DISTRIBUE)
+            .values(state=S.SCANNE, holder_id=structure_id, state_changed_at=now)
+            .execution_options(synchronize_session=False))
+    finally:
+        _in_custody.reset(token)
+    if result.rowcount != 1:
+        raise Conflict("Ce pass vient d'être utilisé.", reason="deja_utilise")
+    consumption_id = record_consumption(previous)
+    ledger.append(session, programme_id=programme.id, nature=N.SCAN, actor=actor,
+                  from_state=S.DISTRIBUE, from_holder_id=previous, to_state=S.SCANNE,
+                  to_holder_id=structure_id, pass_first_id=pass_id, pass_last_id=pass_id,
+                  serial_first=serial, serial_last=serial, count=1,
+                  amount_cents=programme.face_value_cents, ref_type="scan",
+                  ref_id=consumption_id, created_at=now)
+    return consumption_id
+
+
+def unscan_pass(session: Session, programme: Programme, *, pass_id: int, serial: str,
+                structure_id: int, back_to_holder_id: int | None, actor: Actor, scan_id: int,
+                reason: str, now: dt.datetime | None = None) -> None:
+    """Undo a scan made by mistake: scanné → distribué, back to its previous
+    holder (nature ANNULATION_SCAN), conditional like every move."""
+    now = now or utcnow()
+    token = _in_custody.set(True)
+    try:
+        result = session.execute(
+            sa.update(Pass).where(Pass.id == pass_id, Pass.state == S.SCANNE,
+                                  Pass.holder_id == structure_id)
+            .values(state=S.DISTRIBUE, holder_id=back_to_holder_id, state_changed_at=now)
+            .execution_options(synchronize_session=False))
+    finally:
+        _in_custody.reset(token)
+    if result.rowcount != 1:
+        raise Conflict("Ce pass n'est plus « scanné » : l'annulation est impossible.")
+    ledger.append(session, programme_id=programme.id, nature=N.ANNULATION_SCAN, actor=actor,
+                  from_state=S.SCANNE, from_holder_id=structure_id, to_state=S.DISTRIBUE,
+                  to_holder_id=back_to_holder_id, pass_first_id=pass_id, pass_last_id=pass_id,
+                  serial_first=serial, serial_last=serial, count=1,
+                  amount_cents=programme.face_value_cents, ref_type="scan", ref_id=scan_id,
+                  reason=reason, created_at=now)
+    session.expire_all()

@@ -112,6 +112,10 @@ class Permission(str, enum.Enum):
     HAND_OUT_PASS = "hand_out_pass"
     SCAN_PASS = "scan_pass"
     MANAGE_STRUCTURE = "manage_structure"
+    # Issue 6: opérateurs and end of validity
+    APPROVE_OPERATEURS = "approve_operateurs"      # commune approves the places of its territory
+    END_OF_VALIDITY = "end_of_validity"            # commanditaire validates blocking, acknowledges
+    BLOCK_PASS = "block_pass"                      # opposition on lost or stolen carnets
 
 
 P = Permission
@@ -139,9 +143,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
+# Issue 6 grants (kept apart from the table above to ease merges).
+ROLE_PERMISSIONS[Role.REFERENT] |= {P.APPROVE_OPERATEURS}
+ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.END_OF_VALIDITY}
+ROLE_PERMISSIONS[Role.APTIC_ADMIN] |= {P.BLOCK_PASS}
+ROLE_PERMISSIONS[Role.APTIC_AGENT] |= {P.BLOCK_PASS}
+
+
 def permissions_of(role: Role | str) -> frozenset[Permission]:
     return ROLE_PERMISSIONS[Role(role)]
 
 
 def roles_for_kind(kind: TenantKind) -> list[Role]:
     return [r for r in Role if ROLE_KIND[r] is kind]
+

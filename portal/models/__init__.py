@@ -10,3 +10,10 @@ from portal.models.allocation import (  # noqa: F401
 from portal.models.mandate import (  # noqa: F401
     Beneficiary, Distribution, Habilitation, HabilitationRequest, Mandate, MandateStatus,
     QuestionnaireAnswer, RedditionClosure, RequestStatus)
+from portal.models.operateurs import (  # noqa: F401
+    ApiToken, BankDetails, OperateurProfile, OperateurService, Qualification, QualificationEvent,
+    ReviewStatus)
+from portal.models.scanning import (  # noqa: F401
+    Anomaly, AnomalyKind, Channel, IdempotencyRecord, Scan)
+from portal.models.settlement import (  # noqa: F401
+    CreditNote, Statement, StatementLine, StatementStatus)

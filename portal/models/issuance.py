@@ -81,6 +81,13 @@ class Programme(Base):
     holiday_subdivision: Mapped[str] = mapped_column(sa.String(3), default="")
     pentecost_worked: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # End of validity (issue 6; issuer's timeline, portal.domain.validity).
+    blocking_proposed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    blocking_proposed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    distribution_blocked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    distribution_blocked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    cost_acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    cost_acknowledged_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
     commanditaire = relationship("Tenant", foreign_keys=[commanditaire_id])
     issuer = relationship("Tenant", foreign_keys=[issuer_id])

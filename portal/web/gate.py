@@ -6,7 +6,10 @@ Every endpoint carries an access rule (``Access``):
 * ``@authenticated`` — any signed-in user (tenant chooser, own account);
 * a ``TenantBlueprint`` route — the tenant is in the URL (``/<kind>/<slug>/…``);
   it is resolved once per request; a non-member gets **404** (existence does
-  not leak), a member without the route's permission gets **403**.
+  not leak), a member without the route's permission gets **403**;
+* an ``ApiBlueprint`` route (``/api/v1/…``) — the tenant (a structure) is
+  resolved from the bearer token (``Authorization: Bearer pn_…``); a session
+  cookie alone is refused (401), which is why the API may skip CSRF.
 
 An endpoint without a rule is refused (404) and fails the URL-map test.
 Views then read ``g.tenant`` / ``g.membership`` (``current_tenant()``) and load
@@ -20,7 +23,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
 
-from portal.domain.permissions import Permission, TenantKind
+from portal.domain.permissions import Permission, Role, TenantKind, permissions_of
 from portal.extensions import db, login_manager
 from portal.models import Membership, Tenant
 
@@ -38,6 +41,7 @@ class Access:
     public: bool = False
     tenant_kind: TenantKind | None = None
     permission: Permission | None = None
+    api: bool = False
 
 
 PUBLIC = Access(public=True)
@@ -81,6 +85,28 @@ class TenantBlueprint(Blueprint):
         return decorator
 
 
+class ApiBlueprint(Blueprint):
+    """A JSON API blueprint: every route names the permission the token's
+    structure needs (a token acts with an opérateur agent's permissions)."""
+
+    TOKEN_ROLE = Role.OPERATEUR_AGENT
+
+    def route(self, rule: str, *, permission: Permission | None, **options):
+        """``permission=None`` declares a public route (the OpenAPI document)."""
+        if permission is None:
+            access = PUBLIC
+        elif isinstance(permission, Permission):
+            access = Access(tenant_kind=TenantKind.STRUCTURE, permission=permission, api=True)
+        else:
+            raise TypeError(f"route {rule!r} of {self.name} needs a Permission")
+        parent = super().route
+
+        def decorator(view):
+            view._access = access
+            return parent(rule, **options)(view)
+        return decorator
+
+
 def access_rule(endpoint: str) -> Access | None:
     explicit = current_app.extensions["access_rules"].get(endpoint)
     if explicit is not None:
@@ -99,6 +125,8 @@ def enforce_access():
         abort(404)
     if rule.public:
         return None
+    if rule.api:
+        return _enforce_api_access(rule)
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if rule.tenant_kind is None:
@@ -111,6 +139,31 @@ def enforce_access():
         abort(403)
     g.tenant = membership.tenant
     g.membership = membership
+    return None
+
+
+def _enforce_api_access(rule: Access):
+    from portal.domain import api_tokens
+    from portal.web.errors import error_response
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return error_response(401, "Authentification par jeton requise : en-tête "
+                                   "« Authorization: Bearer <jeton> » (les cookies de session "
+                                   "ne sont pas acceptés par l'API).",
+                              headers={"WWW-Authenticate": 'Bearer realm="pass-numerique"'})
+    found = api_tokens.resolve(db.session, token.strip())
+    if found is None:
+        return error_response(401, "Jeton d'API inconnu ou révoqué.",
+                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    api_token, structure = found
+    if structure.kind is not rule.tenant_kind or not structure.is_operateur:
+        abort(403)
+    if rule.permission not in permissions_of(ApiBlueprint.TOKEN_ROLE):
+        abort(403)
+    g.tenant = structure
+    g.api_token = api_token
+    g.membership = None
     return None
 
 

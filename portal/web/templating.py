@@ -16,6 +16,15 @@ def init_app(app):
         eur=format_eur, date_fr=format_date, datetime_fr=format_datetime, count=format_count,
         pct=format_pct)
 
+    def validity_alerts():
+        """End-of-validity alerts of the current tenant (issue 6)."""
+        from portal.domain import validity
+        tenant = g.get("tenant")
+        if tenant is None:
+            return []
+        return validity.alerts_for(db.session, tenant, dt.date.today())
+    app.jinja_env.globals["validity_alerts"] = validity_alerts
+
     @app.context_processor
     def layout_context():
         memberships = []

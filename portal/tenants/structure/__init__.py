@@ -8,3 +8,5 @@ add_common_views(bp)
 
 from portal.tenants.structure import views  # noqa: E402,F401
 from portal.tenants.structure import desk  # noqa: E402,F401
+from portal.tenants.structure import scan  # noqa: E402,F401
+from portal.tenants.structure import operateur  # noqa: E402,F401

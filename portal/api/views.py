@@ -1,0 +1,155 @@
+"""Views of the JSON API. Each answer is JSON with a French ``message``."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import current_app, g, jsonify, request
+
+from portal.api import bp
+from portal.api.openapi import document
+from portal.domain import operateurs, scanning
+from portal.domain.errors import DomainError, InvalidInput, NotFound
+from portal.domain.permissions import Permission
+from portal.extensions import db
+from portal.models import Channel, Scan
+from portal.web.gate import current_tenant
+
+_FIELDS = {"code", "serial", "verification_code", "service_id", "occurred_at"}
+
+
+def _scanner() -> scanning.Scanner:
+    token = g.api_token
+    return scanning.Scanner(current_tenant(), token.created_by_id, token.id)
+
+
+def _payload() -> dict:
+    if request.content_length and request.content_length > 10_000:
+        raise InvalidInput("Corps de requête trop volumineux.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("Corps JSON attendu : un objet, par exemple "
+                           '{"code": "<contenu du QR code>", "service_id": 1}.')
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise InvalidInput(f"Champ inconnu : {', '.join(sorted(unknown))}.")
+    return data
+
+
+def _text(data: dict, name: str) -> str:
+    value = data.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 300 or "\x00" in value:
+        raise InvalidInput(f"Le champ « {name} » doit être un texte de 300 caractères au plus.",
+                           field=name)
+    return value
+
+
+def scan_input(data: dict, channel: Channel) -> scanning.ScanInput:
+    service_id = data.get("service_id")
+    if service_id is not None and (isinstance(service_id, bool) or not isinstance(service_id, int)
+                                   or not 0 < service_id < 2**31):
+        raise InvalidInput("« service_id » doit être un entier.", field="service_id")
+    occurred_at = None
+    if data.get("occurred_at"):
+        try:
+            occurred_at = dt.datetime.fromisoformat(_text(data, "occurred_at"))
+        except ValueError:
+            raise InvalidInput("« occurred_at » doit être une date ISO 8601 avec fuseau, par "
+                               "exemple 2026-11-23T10:15:00+01:00.", field="occurred_at") from None
+        channel = Channel.HORS_LIGNE
+    return scanning.ScanInput(code=_text(data, "code"), serial=_text(data, "serial"),
+                              verification_code=_text(data, "verification_code"),
+                              service_id=service_id, channel=channel, occurred_at=occurred_at)
+
+
+def _throttled(action):
+    """Count unknown/unreadable/forged codes per token; 429 beyond the limit."""
+    throttle = current_app.extensions["scan_throttle"]
+    key = f"api:{g.api_token.id}"
+    throttle.check(scan_failures=key)
+    try:
+        return action()
+    except (NotFound, InvalidInput):
+        throttle.failure(scan_failures=key)
+        raise
+
+
+@bp.route("/openapi.json", permission=None)
+def openapi():
+    return jsonify(document())
+
+
+@bp.route("/pass/test", methods=["POST"], permission=Permission.SCAN_PASS)
+def test_pass():
+    data = scan_input(_payload(), Channel.API)
+    verdict = _throttled(lambda: scanning.test_pass(db.session, data, _scanner()))
+    body = verdict.as_json()
+    body["valid"] = True
+    return jsonify(body)
+
+
+@bp.route("/scans", methods=["POST"], permission=Permission.SCAN_PASS)
+def consume():
+    key = scanning.validate_key(request.headers.get("Idempotency-Key"))
+    data = scan_input(_payload(), Channel.API)
+
+    def run():
+        outcome = scanning.consume_once(db.session, data, _scanner(), key)
+        if outcome.error is not None and isinstance(outcome.error, (NotFound, InvalidInput)):
+            raise outcome.error
+        return outcome
+    try:
+        outcome = _throttled(run)
+    except DomainError as error:
+        if isinstance(error, scanning.KeyReused):
+            raise
+        return jsonify({"message": error.message, "code": error.code}), error.status
+    response = jsonify(outcome.body)
+    response.status_code = outcome.status
+    if outcome.replay:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.route("/services", methods=["GET"], permission=Permission.SCAN_PASS)
+def list_services():
+    services = operateurs.active_services(db.session, current_tenant().id)
+    return jsonify({"message": f"{len(services)} service(s).", "services": [
+        {"id": s.id, "name": s.name, "price_pass": s.price_pass,
+         "duration_minutes": s.duration_minutes} for s in services]})
+
+
+@bp.route("/scans", methods=["GET"], permission=Permission.SCAN_PASS)
+def list_scans():
+    before = request.args.get("avant", type=int)
+    limit = min(max(request.args.get("limite", 50, type=int) or 50, 1), 200)
+    scans = scanning.scans_of(db.session, current_tenant().id, limit=limit, before_id=before)
+    return jsonify({"message": f"{len(scans)} scan(s).",
+                    "scans": [scanning.scan_json(s) for s in scans]})
+
+
+def _scan_or_404(scan_id: int) -> Scan:
+    scan = db.session.get(Scan, scan_id) if 0 < scan_id < 2**62 else None
+    if scan is None or scan.structure_id != current_tenant().id:
+        raise NotFound("Scan introuvable.")
+    return scan
+
+
+@bp.route("/scans/<int:scan_id>", methods=["GET"], permission=Permission.SCAN_PASS)
+def get_scan(scan_id: int):
+    scan = _scan_or_404(scan_id)
+    return jsonify({"message": "Scan trouvé.", "scan": scanning.scan_json(scan)})
+
+
+@bp.route("/scans/<int:scan_id>/annulation", methods=["POST"], permission=Permission.SCAN_PASS)
+def undo_scan(scan_id: int):
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or not isinstance(data.get("reason", ""), str):
+        raise InvalidInput('Corps JSON attendu : {"reason": "motif de l\'annulation"}.')
+    scan = _scan_or_404(scan_id)
+    scanning.undo(db.session, scan, _scanner(), reason=data.get("reason", "")[:500],
+                  window_minutes=current_app.config.get("SCAN_UNDO_MINUTES", 30))
+    db.session.commit()
+    return jsonify({"message": "Scan annulé : le pass est de nouveau utilisable.",
+                    "scan": scanning.scan_json(scan)})

@@ -1,0 +1,92 @@
+"""Anomalies flagged to #APTIC (issue 6, point 10): a pass scanned twice, a
+whole carnet scanned within minutes at one place, scans outside the
+programme's perimeter (``programme_perimeter``: communes or structures).
+
+Flags never block a scan by themselves (except the double scan, which is
+refused by the exactly-once rule): they are for #APTIC to review.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from portal.models import (Anomaly, AnomalyKind, Programme, ProgrammePerimeter, Scan, Tenant,
+                           utcnow)
+
+# A whole carnet at one place within this window is suspicious.
+BURST_WINDOW = dt.timedelta(minutes=15)
+
+
+def _add(session: Session, kind: AnomalyKind, dedup_key: str, *, check: bool = True,
+         **values) -> str:
+    """Insert once per (kind, dedup_key); returns the French label. ``check``
+    False when the key cannot exist yet (one idempotency key, one anomaly)."""
+    exists = None
+    if check:
+        exists = session.execute(sa.select(Anomaly.id).where(
+            Anomaly.kind == kind, Anomaly.dedup_key == dedup_key[:120])).first()
+    if exists is None:
+        session.add(Anomaly(kind=kind, dedup_key=dedup_key[:120], **values))
+        session.flush()
+    return kind.label
+
+
+_PERIMETER = sa.select(ProgrammePerimeter.tenant_id).where(
+    ProgrammePerimeter.programme_id == sa.bindparam("programme_id"))
+_BURST = sa.select(sa.func.count()).where(
+    Scan.carnet_id == sa.bindparam("carnet_id"), Scan.structure_id == sa.bindparam("structure_id"),
+    Scan.cancelled_at.is_(None), Scan.scanned_at >= sa.bindparam("since"))
+
+
+def outside_perimeter(session: Session, programme_id: int, structure: Tenant) -> bool:
+    """A programme with a perimeter accepts its pass at the listed
+    structures and at every structure of the listed communes."""
+    rows = set(session.execute(_PERIMETER, {"programme_id": programme_id}).scalars())
+    if not rows:
+        return False
+    return structure.id not in rows and structure.parent_id not in rows
+
+
+def flag_outside_perimeter(session: Session, scan: Scan) -> str:
+    return _add(session, AnomalyKind.HORS_PERIMETRE, f"scan:{scan.id}",
+                programme_id=scan.programme_id, structure_id=scan.structure_id,
+                pass_id=scan.pass_id, serial=scan.serial,
+                detail="Pass scanné par un lieu hors du périmètre du programme.")
+
+
+def flag_carnet_burst(session: Session, scan: Scan, programme: Programme, now: dt.datetime
+                      ) -> str | None:
+    """Flag when every pass of one carnet was scanned at one place within
+    ``BURST_WINDOW``."""
+    count = session.execute(_BURST, {"carnet_id": scan.carnet_id,
+                                     "structure_id": scan.structure_id,
+                                     "since": scan.scanned_at - BURST_WINDOW}).scalar()
+    if count < programme.pass_per_carnet:
+        return None
+    return _add(session, AnomalyKind.CARNET_EN_RAFALE,
+                f"carnet:{scan.carnet_id}:{scan.structure_id}",
+                programme_id=scan.programme_id, structure_id=scan.structure_id,
+                pass_id=scan.pass_id, serial=scan.serial,
+                detail=f"{count} pass du même carnet scannés en moins de "
+                       f"{int(BURST_WINDOW.total_seconds() // 60)} minutes au même endroit.")
+
+
+def flag_double_scan(session: Session, error, structure: Tenant, key: str) -> str:
+    details = error.details
+    return _add(session, AnomalyKind.DOUBLE_SCAN,
+                f"pass:{details.get('pass_id')}:{structure.id}:{key}", check=False,
+                programme_id=details.get("programme_id"), structure_id=structure.id,
+                pass_id=details.get("pass_id"), serial=details.get("serial", ""),
+                detail=f"Second scan refusé : {error.message}")
+
+
+def open_anomalies(session: Session, *, limit: int = 200) -> list[Anomaly]:
+    return list(session.execute(sa.select(Anomaly).where(Anomaly.reviewed_at.is_(None))
+                                .order_by(Anomaly.id.desc()).limit(limit)).scalars())
+
+
+def mark_reviewed(session: Session, anomaly: Anomaly, user_id: int | None) -> None:
+    anomaly.reviewed_at = utcnow()
+    anomaly.reviewed_by_id = user_id

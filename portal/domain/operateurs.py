@@ -1,0 +1,242 @@
+"""Opérateur structures ("lieux qualifiés #APTIC"): qualification by #APTIC,
+approval by the commune, SIRET, service catalogue and bank details.
+
+Sources: #APTIC help centre (opérateur onboarding: organisation with a unique
+SIRET, service catalogue, IBAN + documents, validation; qualification by
+#APTIC), the Docaposte/Applicam partner FAQ (the collectivité approves each
+partner), DOMAIN.md ("Contre-paiement: monthly … to a validated IBAN").
+"""
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from portal.domain.errors import Conflict, InvalidInput, NotAllowed
+from portal.domain.ledger import Actor
+from portal.domain.permissions import TenantKind
+from portal.models import (BankDetails, OperateurProfile, OperateurService, Qualification,
+                           QualificationEvent, ReviewStatus, Tenant, utcnow)
+
+# ------------------------------------------------------------------ identifiers
+
+
+def luhn_ok(digits: str) -> bool:
+    """Luhn checksum, as INSEE uses for SIREN/SIRET."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 1:
+            n *= 2
+            if n > 9:
+                n -= 9
+        total += n
+    return total % 10 == 0
+
+
+def normalise_siret(text: str) -> str:
+    """A SIRET is 14 digits whose Luhn sum is a multiple of 10 (INSEE). The
+    only documented exception, La Poste (SIREN 356000000), uses the sum of
+    digits modulo 5; it is accepted too."""
+    siret = re.sub(r"[\s.\-]", "", text or "")
+    if not re.fullmatch(r"\d{14}", siret):
+        raise InvalidInput("Le SIRET doit comporter 14 chiffres.", field="siret")
+    if siret.startswith("356000000"):
+        if sum(int(c) for c in siret) % 5 == 0:
+            return siret
+    elif luhn_ok(siret) and luhn_ok(siret[:9]):
+        return siret
+    raise InvalidInput("Ce SIRET n'est pas valide (clé de contrôle incorrecte). Vérifiez la "
+                       "saisie.", field="siret")
+
+
+def iban_ok(iban: str) -> bool:
+    """ISO 13616: move the first four characters to the end, letters become
+    two digits (A=10 … Z=35), the number modulo 97 must be 1."""
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", iban):
+        return False
+    moved = iban[4:] + iban[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def normalise_iban(text: str) -> str:
+    iban = re.sub(r"\s", "", text or "").upper()
+    if not iban_ok(iban):
+        raise InvalidInput("Cet IBAN n'est pas valide (format ou clé de contrôle). Vérifiez la "
+                           "saisie.", field="iban")
+    if iban.startswith("FR") and len(iban) != 27:
+        raise InvalidInput("Un IBAN français comporte 27 caractères.", field="iban")
+    return iban
+
+
+def normalise_bic(text: str) -> str:
+    """ISO 9362: 4 letters (bank), 2 letters (country), 2 alphanumerics
+    (place), optionally 3 alphanumerics (branch)."""
+    bic = re.sub(r"\s", "", text or "").upper()
+    if not re.fullmatch(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?", bic):
+        raise InvalidInput("Ce BIC n'est pas valide (8 ou 11 caractères).", field="bic")
+    return bic
+
+
+def set_siret(session: Session, structure: Tenant, text: str) -> str:
+    """SIRET unique across structures (#APTIC onboarding)."""
+    siret = normalise_siret(text)
+    other = session.execute(sa.select(Tenant.id).where(Tenant.siret == siret,
+                                                       Tenant.id != structure.id)).first()
+    if other is not None:
+        raise Conflict("Ce SIRET est déjà enregistré pour une autre structure.", field="siret")
+    structure.siret = siret
+    return siret
+
+
+# ------------------------------------------------------------------ qualification
+
+ALLOWED_QUALIFICATION_CHANGES = {
+    Qualification.EN_ATTENTE: {Qualification.QUALIFIE, Qualification.DEQUALIFIE},
+    Qualification.QUALIFIE: {Qualification.SUSPENDU, Qualification.DEQUALIFIE},
+    Qualification.SUSPENDU: {Qualification.QUALIFIE, Qualification.DEQUALIFIE},
+    Qualification.DEQUALIFIE: {Qualification.EN_ATTENTE},
+}
+
+
+def profile_of(session: Session, structure: Tenant, *, create: bool = True) -> OperateurProfile | None:
+    profile = session.execute(sa.select(OperateurProfile).where(
+        OperateurProfile.structure_id == structure.id)).scalar_one_or_none()
+    if profile is None and create:
+        if structure.kind is not TenantKind.STRUCTURE or not structure.is_operateur:
+            raise Conflict("Cette structure n'est pas un opérateur.")
+        profile = OperateurProfile(structure_id=structure.id, qualification=Qualification.EN_ATTENTE,
+                                   qualification_changed_at=utcnow())
+        session.add(profile)
+        session.flush()
+    return profile
+
+
+def set_qualification(session: Session, structure: Tenant, to: Qualification, *, reason: str,
+                      actor: Actor, now=None) -> OperateurProfile:
+    """#APTIC qualifies, suspends or disqualifies a place (help centre). A
+    reason is required for anything but a qualification."""
+    now = now or utcnow()
+    profile = profile_of(session, structure)
+    if to not in ALLOWED_QUALIFICATION_CHANGES[profile.qualification]:
+        raise Conflict(f"Passage de « {profile.qualification.label} » à « {to.label} » "
+                       "impossible.")
+    reason = (reason or "").strip()
+    if to is not Qualification.QUALIFIE and not reason:
+        raise InvalidInput("Indiquez le motif de la décision.", field="reason")
+    profile.qualification = to
+    profile.qualification_changed_at = now
+    profile.qualification_reason = reason[:500]
+    session.add(QualificationEvent(structure_id=structure.id, qualification=to, reason=reason[:500],
+                                   decided_at=now, decided_by_id=actor.user_id))
+    session.flush()
+    return profile
+
+
+def approve_by_commune(session: Session, commune: Tenant, structure: Tenant, *, approve: bool,
+                       actor: Actor, now=None) -> OperateurProfile:
+    """The collectivité approves each partner working on its territory
+    (Docaposte/Applicam FAQ). Only the commune the structure belongs to."""
+    if structure.parent_id != commune.id:
+        raise NotAllowed("Cette structure ne relève pas de votre commune.")
+    profile = profile_of(session, structure)
+    profile.commune_approved_at = (now or utcnow()) if approve else None
+    profile.commune_approved_by_id = actor.user_id if approve else None
+    session.flush()
+    return profile
+
+
+def set_identity(session: Session, structure: Tenant, *, legal_representative: str,
+                 is_public_body: bool) -> OperateurProfile:
+    """Legal representative (#APTIC onboarding) and whether the opérateur is
+    a public body collecting through a régie de recettes (it then gets an
+    attestation with each statement)."""
+    profile = profile_of(session, structure)
+    profile.legal_representative = (legal_representative or "").strip()[:200]
+    profile.is_public_body = bool(is_public_body)
+    session.flush()
+    return profile
+
+
+# ------------------------------------------------------------------ services
+
+def add_service(session: Session, structure: Tenant, *, name: str, price_pass: int,
+                duration_minutes: int) -> OperateurService:
+    """Service catalogue: a name, a price in pass, a duration (#APTIC onboarding)."""
+    if not 1 <= price_pass <= 10:
+        raise InvalidInput("Le prix d'un service est de 1 à 10 pass.", field="price_pass")
+    if not 5 <= duration_minutes <= 600:
+        raise InvalidInput("La durée d'un service est de 5 à 600 minutes.", field="duration_minutes")
+    service = OperateurService(structure_id=structure.id, name=name.strip()[:200],
+                               price_pass=price_pass, duration_minutes=duration_minutes, active=True)
+    session.add(service)
+    session.flush()
+    return service
+
+
+def active_services(session: Session, structure_id: int) -> list[OperateurService]:
+    return list(session.execute(sa.select(OperateurService).where(
+        OperateurService.structure_id == structure_id, OperateurService.active.is_(True))
+        .order_by(OperateurService.name)).scalars())
+
+
+# ------------------------------------------------------------------ bank details
+
+def submit_bank_details(session: Session, structure: Tenant, *, holder: str, iban: str, bic: str,
+                        actor: Actor, now=None) -> BankDetails:
+    """A new IBAN waits for #APTIC's review; the previous validated one stays
+    in use until then (payment "to a validated IBAN", DOMAIN.md)."""
+    details = BankDetails(structure_id=structure.id, holder=holder.strip()[:200],
+                          iban=normalise_iban(iban), bic=normalise_bic(bic),
+                          status=ReviewStatus.EN_ATTENTE, submitted_at=now or utcnow(),
+                          submitted_by_id=actor.user_id)
+    if not details.holder:
+        raise InvalidInput("Indiquez le titulaire du compte.", field="holder")
+    session.add(details)
+    session.flush()
+    return details
+
+
+def review_bank_details(session: Session, details: BankDetails, *, accept: bool, reason: str,
+                        actor: Actor, now=None) -> BankDetails:
+    if details.status is not ReviewStatus.EN_ATTENTE:
+        raise Conflict("Ces coordonnées bancaires ont déjà été examinées.")
+    if not accept and not (reason or "").strip():
+        raise InvalidInput("Indiquez le motif du refus.", field="reason")
+    details.status = ReviewStatus.VALIDE if accept else ReviewStatus.REFUSE
+    details.reviewed_at = now or utcnow()
+    details.reviewed_by_id = actor.user_id
+    details.review_reason = (reason or "").strip()[:500]
+    session.flush()
+    return details
+
+
+def current_bank_details(session: Session, structure_id: int) -> BankDetails | None:
+    return session.execute(sa.select(BankDetails).where(
+        BankDetails.structure_id == structure_id, BankDetails.status == ReviewStatus.VALIDE)
+        .order_by(BankDetails.reviewed_at.desc(), BankDetails.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def operateurs(session: Session, *, commune_id: int | None = None) -> list[tuple[Tenant, OperateurProfile | None]]:
+    query = (sa.select(Tenant, OperateurProfile)
+             .outerjoin(OperateurProfile, OperateurProfile.structure_id == Tenant.id)
+             .where(Tenant.kind == TenantKind.STRUCTURE, Tenant.is_operateur.is_(True))
+             .order_by(Tenant.name))
+    if commune_id is not None:
+        query = query.where(Tenant.parent_id == commune_id)
+    return [(t, p) for t, p in session.execute(query)]
+
+
+def scan_places(session: Session, user_id: int) -> list[tuple[Tenant, list[OperateurService]]]:
+    """Opérateur structures where ``user_id`` may scan, with their services
+    (the pass page offers "Valider ce pass" for each)."""
+    from portal.domain.permissions import Permission, permissions_of
+    from portal.models import Membership
+    rows = session.execute(
+        sa.select(Membership.role, Tenant).join(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Membership.user_id == user_id, Tenant.kind == TenantKind.STRUCTURE,
+               Tenant.is_operateur.is_(True)).order_by(Tenant.name)).all()
+    return [(tenant, active_services(session, tenant.id)) for role, tenant in rows
+            if Permission.SCAN_PASS in permissions_of(role)]

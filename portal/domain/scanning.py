@@ -1,0 +1,463 @@
+"""Scanning: an opérateur tests or consumes a pass (issue 6).
+
+Sources: #APTIC help centre (opérateurs "testent" a pass — validity only —
+and "scannent" it, recording the service delivered); convention art. 5
+("un Pass consommé est un Pass scanné et mis en contre-paiement"), art. 8
+(if one structure both prescribes and operates, two distinct natural
+persons do the two jobs); ENGINEERING.md (exactly once: conditional UPDATE
++ UNIQUE constraint; client idempotency keys replayed on retry).
+
+Every refusal is a ``DomainError`` with a French reason the scan page shows
+in red and the API returns with its HTTP status.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from portal.domain import anomalies, custody, keys, passcheck, serials
+from portal.domain.errors import Conflict, DomainError, Gone, InvalidInput, NotAllowed, NotFound
+from portal.domain.ledger import Actor
+from portal.formatting import PARIS, format_date, format_datetime
+from portal.models import (Channel, IdempotencyRecord, LedgerEntry, Nature, OperateurProfile,
+                           OperateurService, Pass, Programme, Qualification, Scan, Statement, StatementLine,
+                           StatementStatus, Tenant, utcnow)
+from portal.models.issuance import PassState as S
+
+# Offline scans: how far the phone's clock may be trusted (issue 6, point 6).
+OFFLINE_MAX_AGE = dt.timedelta(days=7)
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+# Statements of the hot path, built once (saves statement construction and
+# cache-key computation on every scan; measured under the scan load).
+_bp = sa.bindparam
+_PROFILE = (sa.select(OperateurProfile.qualification, OperateurProfile.commune_approved_at)
+            .where(OperateurProfile.structure_id == _bp("structure_id")))
+_SERVICES = (sa.select(OperateurService.id, OperateurService.name)
+             .where(OperateurService.structure_id == _bp("structure_id"),
+                    OperateurService.active.is_(True)))
+_HANDED_OUT_BY = (sa.select(LedgerEntry.actor_user_id)
+                  .where(LedgerEntry.programme_id == _bp("programme_id"),
+                         LedgerEntry.nature == Nature.DISTRIBUTION,
+                         LedgerEntry.pass_first_id <= _bp("pass_id"),
+                         LedgerEntry.pass_last_id >= _bp("pass_id"))
+                  .order_by(LedgerEntry.seq.desc()).limit(1))
+_SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id", "service_id",
+                 "service_name", "user_id", "api_token_id", "channel", "amount_cents",
+                 "previous_holder_id", "scanned_at", "recorded_at")
+_PASS_BY_SERIAL = (sa.select(Pass).options(sa.orm.joinedload(Pass.programme))
+                   .where(Pass.serial == _bp("serial")))
+_IDEMPOTENCY = (sa.select(IdempotencyRecord.fingerprint, IdempotencyRecord.status_code,
+                          IdempotencyRecord.body)
+                .where(IdempotencyRecord.structure_id == _bp("structure_id"),
+                       IdempotencyRecord.key == _bp("key")))
+
+
+# ------------------------------------------------------------------ reasons
+
+class AlreadyUsed(Conflict):
+    code = "deja_utilise"
+
+
+class NotHandedOut(Conflict):
+    code = "non_remis"
+
+
+class Expired(Gone):
+    code = "expire"
+
+
+class Blocked(Gone):
+    code = "bloque"
+
+
+class NotQualified(NotAllowed):
+    code = "operateur_non_qualifie"
+
+
+class SamePerson(NotAllowed):
+    code = "meme_personne"
+
+
+class KeyReused(InvalidInput):
+    code = "cle_reutilisee"
+
+
+@dataclass(frozen=True)
+class Scanner:
+    """Who scans: a structure, and the person accountable (the signed-in
+    user, or for an API token the admin who created it)."""
+    structure: Tenant
+    user_id: int | None
+    api_token_id: int | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user_id, self.structure.id)
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    """What was read: a QR payload / token / serial typed by a USB scanner
+    (``code``), or a typed serial + verification code."""
+    code: str = ""
+    serial: str = ""
+    verification_code: str = ""
+    service_id: int | None = None
+    channel: Channel = Channel.SAISIE
+    occurred_at: dt.datetime | None = None
+
+    def fingerprint(self) -> str:
+        data = {"code": self.code.strip(), "serial": self.serial.strip(),
+                "verification_code": self.verification_code.strip(),
+                "service_id": self.service_id,
+                "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Verdict:
+    """The answer shown in green (valid/consumed) — refusals are errors."""
+    found: Pass
+    programme: Programme
+    headline: str
+    detail: str
+    scan: Scan | None = None
+    anomalies: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        body = {"message": self.headline, "detail": self.detail, "serial": self.found.serial,
+                "programme": self.programme.name,
+                "valid_until": self.programme.valid_until.isoformat()}
+        if self.scan is not None:
+            body["scan"] = scan_json(self.scan)
+        return body
+
+
+def scan_json(scan: Scan) -> dict:
+    return {"id": scan.id, "serial": scan.serial, "service": scan.service_name,
+            "service_id": scan.service_id, "amount_cents": scan.amount_cents,
+            "scanned_at": scan.scanned_at.isoformat(), "channel": scan.channel.value,
+            "cancelled_at": scan.cancelled_at.isoformat() if scan.cancelled_at else None}
+
+
+# ------------------------------------------------------------------ checks
+
+def locate(session: Session, data: ScanInput) -> Pass:
+    """A pass from a QR payload (MAC verified) or a serial + verification
+    code (unknown → 404, unreadable/forged → 422)."""
+    if data.code.strip():
+        parsed = serials.parse_any(keys.pass_ring(), data.code[:300])
+        if isinstance(parsed, serials.ScannedPass):
+            # Same checks as passcheck.find_scanned, with the programme
+            # loaded in the same query (hot path).
+            found = session.execute(_PASS_BY_SERIAL,
+                                    {"serial": parsed.serial.canonical}).scalar_one_or_none()
+            if found is None:
+                raise NotFound(passcheck.UNKNOWN, reason="inconnu")
+            if parsed.key_id != found.key_id:
+                raise InvalidInput(serials.MSG_FALSIFIE, reason="falsifie")
+            return found
+        return passcheck.find_scanned(session, data.code[:300])
+    if data.serial.strip():
+        if not data.verification_code.strip():
+            raise InvalidInput("Saisissez le code de vérification imprimé sous le numéro du pass.",
+                               field="verification_code", reason="illisible")
+        return passcheck.find_typed(session, data.serial[:200], data.verification_code[:50])
+    raise InvalidInput("Scannez le QR code ou saisissez le numéro du pass.", field="code",
+                       reason="illisible")
+
+
+def ensure_can_scan(session: Session, structure: Tenant) -> None:
+    """Only a place qualified by #APTIC and approved by its commune scans."""
+    profile = session.execute(_PROFILE, {"structure_id": structure.id}).first()
+    qualified = profile is not None and profile[0] is Qualification.QUALIFIE
+    if not structure.is_operateur or not qualified or profile[1] is None:
+        state = profile[0].label if profile else "en attente"
+        if qualified:
+            raise NotQualified("Opérateur non habilité : la commune n'a pas encore approuvé ce "
+                               "lieu. Aucun pass ne peut être validé ici.")
+        raise NotQualified(f"Opérateur non qualifié (qualification #APTIC : {state}). Aucun pass "
+                           "ne peut être validé ici.")
+
+
+def last_scan(session: Session, pass_id: int) -> tuple[Scan, str] | None:
+    row = session.execute(
+        sa.select(Scan, Tenant.name).join(Tenant, Tenant.id == Scan.structure_id)
+        .where(Scan.pass_id == pass_id, Scan.cancelled_at.is_(None))
+        .order_by(Scan.id.desc()).limit(1)).first()
+    return (row[0], row[1]) if row else None
+
+
+def handed_out_by(session: Session, found: Pass) -> int | None:
+    """The user of the DISTRIBUTION entry covering this pass (art. 8)."""
+    return session.execute(_HANDED_OUT_BY, {"programme_id": found.programme_id,
+                                            "pass_id": found.id}).scalar()
+
+
+def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.date) -> Programme:
+    """Raise the reason a pass cannot be consumed here on ``day``."""
+    programme = found.programme
+    state = S(found.state)
+    if state in (S.SCANNE, S.CONTRE_PAIEMENT, S.PAYE):
+        previous = last_scan(session, found.id)
+        where = (f" le {format_datetime(previous[0].scanned_at)} chez {previous[1]}"
+                 if previous else f" le {format_datetime(found.state_changed_at)}")
+        raise AlreadyUsed(f"Pass déjà utilisé{where}.", pass_id=found.id,
+                          programme_id=programme.id, serial=found.serial)
+    if state is S.EXPIRE or day > programme.tolerance_until:
+        raise Expired(f"Pass expiré : valable jusqu'au {format_date(programme.valid_until)} "
+                      f"(tolérance jusqu'au {format_date(programme.tolerance_until)}).")
+    if state is S.BLOQUE:
+        raise Blocked("Pass bloqué : opposition pour perte ou vol. Ne le validez pas.")
+    if state is S.ANNULE:
+        raise Blocked("Pass annulé par l'émetteur.")
+    if state is not S.DISTRIBUE:
+        raise NotHandedOut("Pass pas encore remis à un bénéficiaire par un prescripteur : il "
+                           "ne peut pas être utilisé.")
+    ensure_can_scan(session, scanner.structure)
+    if scanner.user_id is not None and handed_out_by(session, found) == scanner.user_id:
+        raise SamePerson("Vous avez vous-même remis ce pass : un autre agent doit le valider "
+                         "(convention, art. 8 : deux personnes distinctes).")
+    return programme
+
+
+def _paris_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(PARIS).date()
+
+
+def _occurred(data: ScanInput, now: dt.datetime) -> dt.datetime:
+    if data.occurred_at is None:
+        return now
+    when = data.occurred_at
+    if when.tzinfo is None:
+        raise InvalidInput("Date du scan hors ligne sans fuseau horaire.", field="occurred_at")
+    if when > now + CLOCK_SKEW:
+        raise InvalidInput("Date du scan hors ligne dans le futur : vérifiez l'horloge du "
+                           "téléphone.", field="occurred_at")
+    if when < now - OFFLINE_MAX_AGE:
+        raise InvalidInput("Scan hors ligne trop ancien (plus de 7 jours) : il ne peut plus "
+                           "être enregistré.", field="occurred_at")
+    return when
+
+
+def test_pass(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetime | None = None
+              ) -> Verdict:
+    """"Tester": validity only, nothing is written."""
+    now = now or utcnow()
+    found = locate(session, data)
+    programme = check_usable(session, found, scanner, _paris_day(now))
+    return Verdict(found, programme, "Pass valable",
+                   f"Utilisable jusqu'au {format_date(programme.valid_until)}. Rien n'a été "
+                   "consommé.")
+
+
+def _service(session: Session, structure_id: int, service_id: int | None):
+    """The (id, name) of the service delivered."""
+    services = session.execute(_SERVICES, {"structure_id": structure_id}).all()
+    if service_id is not None:
+        for service in services:
+            if service.id == service_id:
+                return service
+        raise InvalidInput("Service inconnu pour ce lieu : choisissez un service du catalogue.",
+                           field="service_id")
+    if len(services) == 1:
+        return services[0]
+    if services:
+        raise InvalidInput("Choisissez le service rendu.", field="service_id")
+    return None
+
+
+def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetime | None = None,
+            *, before_ledger=None) -> Verdict:
+    """"Valider": consume the pass and record the service delivered. The
+    pass state, the consumption row and the ledger entry are written in the
+    caller's transaction, together or not at all. ``before_ledger(verdict)``
+    runs once the consumption row exists and before the ledger entry (whose
+    head lock is then held only until the caller commits)."""
+    now = now or utcnow()
+    occurred = _occurred(data, now)
+    found = locate(session, data)
+    programme = check_usable(session, found, scanner, _paris_day(occurred))
+    service = _service(session, scanner.structure.id, data.service_id)
+    outside = anomalies.outside_perimeter(session, programme.id, scanner.structure)
+    structure_id = scanner.structure.id
+    scan = Scan(pass_id=found.id, programme_id=programme.id, carnet_id=found.carnet_id,
+                serial=found.serial, structure_id=structure_id,
+                service_id=service.id if service else None,
+                service_name=service.name if service else "Accompagnement numérique",
+                user_id=scanner.user_id, api_token_id=scanner.api_token_id,
+                channel=data.channel, amount_cents=programme.face_value_cents,
+                scanned_at=occurred, recorded_at=now)
+    verdict = Verdict(found, programme, "Pass validé",
+                      f"{scan.service_name} — {format_datetime(occurred)}.", scan=scan)
+
+    def record(previous_holder_id):
+        scan.previous_holder_id = previous_holder_id
+        # A Core INSERT (no unit of work on the hot path); the live-scan
+        # UNIQUE index is the second wall.
+        scan.id = session.execute(
+            sa.insert(Scan).returning(Scan.id),
+            [{column: getattr(scan, column) for column in _SCAN_COLUMNS}]).scalar_one()
+        if outside:
+            verdict.anomalies.append(anomalies.flag_outside_perimeter(session, scan))
+        burst = anomalies.flag_carnet_burst(session, scan, programme, now)
+        if burst:
+            verdict.anomalies.append(burst)
+        if before_ledger is not None:
+            before_ledger(verdict)
+        return scan.id
+
+    custody.scan_pass(session, programme, pass_id=found.id, serial=found.serial,
+                      previous_holder_id=found.holder_id, structure_id=structure_id,
+                      actor=scanner.actor, record_consumption=record, now=now)
+    return verdict
+
+
+# ------------------------------------------------------------------ idempotency
+
+@dataclass
+class Outcome:
+    status: int
+    body: dict
+    replay: bool = False
+    verdict: Verdict | None = None
+    error: DomainError | None = None
+
+
+def _lookup(session: Session, structure_id: int, key: str, fingerprint: str) -> Outcome | None:
+    record = session.execute(_IDEMPOTENCY, {"structure_id": structure_id, "key": key}).first()
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise KeyReused("Cette clé d'idempotence a déjà servi pour une autre requête : "
+                        "générez une nouvelle clé pour un nouveau scan.")
+    status = 200 if record.status_code == 201 else record.status_code
+    return Outcome(status, dict(record.body), replay=True)
+
+
+def validate_key(key: str | None) -> str:
+    key = (key or "").strip()
+    if not key:
+        raise InvalidInput("En-tête Idempotency-Key obligatoire pour valider un pass.",
+                           field="Idempotency-Key")
+    if len(key) > 100 or not key.isprintable() or not key.isascii():
+        raise InvalidInput("Clé d'idempotence invalide (100 caractères ASCII au plus).",
+                           field="Idempotency-Key")
+    return key
+
+
+def consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
+                 now: dt.datetime | None = None) -> Outcome:
+    """Consume with a client-generated key (API, scan page, offline sync).
+
+    The first answer — success or refusal — is stored with the key and
+    replayed on retry (a replayed success answers 200 instead of 201); the
+    same key with another request is refused (422). Refusing a pass already
+    used flags a double-scan anomaly for #APTIC. This function commits."""
+    structure_id = scanner.structure.id
+    fingerprint = data.fingerprint()
+    previous = _lookup(session, structure_id, key, fingerprint)
+    if previous is not None:
+        session.rollback()
+        return previous
+    stored: dict = {}
+
+    def remember(verdict: Verdict) -> None:
+        # Written before the ledger entry: the chain head stays locked only
+        # for the entry, the head update and the commit.
+        stored["body"] = verdict.as_json()
+        session.execute(sa.insert(IdempotencyRecord), [{
+            "structure_id": structure_id, "key": key, "fingerprint": fingerprint,
+            "status_code": 201, "body": stored["body"]}])
+
+    try:
+        verdict = consume(session, data, scanner, now, before_ledger=remember)
+        session.commit()
+        return Outcome(201, stored["body"], verdict=verdict)
+    except sa.exc.IntegrityError:
+        # Same key sent concurrently, or (never seen) the UNIQUE index on
+        # live scans caught what the conditional UPDATE let through.
+        session.rollback()
+        previous = _lookup(session, structure_id, key, fingerprint)
+        if previous is not None:
+            session.rollback()
+            return previous
+        error = AlreadyUsed("Ce pass vient d'être utilisé.")
+        return Outcome(error.status, {"message": error.message, "code": error.code}, error=error)
+    except DomainError as error:
+        # Every refusal is decided before the first write of ``consume`` (the
+        # conditional UPDATE that finds no row writes nothing), so the
+        # refusal is stored in the same transaction. A concurrent request
+        # with the same key makes the insert fail: replay its answer.
+        body = {"message": error.message, "code": error.code}
+        if isinstance(error, InvalidInput):
+            # Unreadable input is not a decision on a pass: the client may
+            # fix its request and retry with the same key.
+            session.rollback()
+            return Outcome(error.status, body, error=error)
+        try:
+            if isinstance(error, AlreadyUsed):
+                anomalies.flag_double_scan(session, error, scanner.structure, key)
+            session.add(IdempotencyRecord(structure_id=structure_id, key=key,
+                                          fingerprint=fingerprint, status_code=error.status,
+                                          body=body))
+            session.commit()
+        except sa.exc.IntegrityError:
+            session.rollback()
+            previous = _lookup(session, structure_id, key, fingerprint)
+            if previous is not None:
+                session.rollback()
+                return previous
+        return Outcome(error.status, body, error=error)
+
+
+# ------------------------------------------------------------------ undo
+
+def undo(session: Session, scan: Scan, scanner: Scanner, *, reason: str, window_minutes: int,
+         now: dt.datetime | None = None) -> Scan:
+    """Cancel a scan made by mistake: by its structure, within
+    ``window_minutes`` of the scan, before the month's statement is
+    validated, with a reason (issue 6, point 7; nature ANNULATION_SCAN)."""
+    now = now or utcnow()
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Indiquez le motif de l'annulation.", field="reason")
+    if scan.structure_id != scanner.structure.id:
+        raise NotFound("Scan introuvable.")
+    if scan.cancelled_at is not None:
+        raise Conflict("Ce scan est déjà annulé.")
+    if now - scan.recorded_at > dt.timedelta(minutes=window_minutes):
+        raise Conflict(f"Un scan ne peut être annulé que dans les {window_minutes} minutes qui "
+                       "suivent : contactez #APTIC.")
+    line = session.execute(sa.select(StatementLine, Statement.status)
+                           .join(Statement, Statement.id == StatementLine.statement_id)
+                           .where(StatementLine.scan_id == scan.id)).first()
+    if line is not None and line[1] is not StatementStatus.BROUILLON:
+        raise Conflict("Le relevé du mois qui contient ce scan est déjà validé : annulation "
+                       "impossible.")
+    programme = session.get(Programme, scan.programme_id)
+    if line is not None:
+        session.delete(line[0])            # draft lines may still change
+    scan.cancelled_at = now
+    scan.cancelled_by_id = scanner.user_id
+    scan.cancel_reason = reason[:500]
+    session.flush()
+    custody.unscan_pass(session, programme, pass_id=scan.pass_id, serial=scan.serial,
+                        structure_id=scan.structure_id, back_to_holder_id=scan.previous_holder_id,
+                        actor=scanner.actor, scan_id=scan.id, reason=reason, now=now)
+    return scan
+
+
+def scans_of(session: Session, structure_id: int, *, limit: int = 50, before_id: int | None = None
+             ) -> list[Scan]:
+    query = sa.select(Scan).where(Scan.structure_id == structure_id)
+    if before_id:
+        query = query.where(Scan.id < before_id)
+    return list(session.execute(query.order_by(Scan.id.desc()).limit(limit)).scalars())
