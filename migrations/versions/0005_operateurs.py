@@ -1,7 +1,7 @@
 """operateurs
 
-Revision ID: 0004_operateurs
-Revises: 0002_issuance_ledger
+Revision ID: 0005_operateurs
+Revises: 0004_mandate
 Create Date: 2026-11-23 15:01:35.129335
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import portal.models.base
 
 
-revision = '0004_operateurs'
-down_revision = '0002_issuance_ledger'
+revision = '0005_operateurs'
+down_revision = '0004_mandate'
 branch_labels = None
 depends_on = None
 

@@ -218,10 +218,12 @@ def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: s
         result = session.execute(
             sa.update(Pass).where(Pass.id == pass_id, Pass.state == S.DISTRIBUE)
             .values(state=S.SCANNE, holder_id=structure_id, state_changed_at=now)
+            .returning(Pass.commune_id)
             .execution_options(synchronize_session=False))
+        updated = result.first()
     finally:
         _in_custody.reset(token)
-    if result.rowcount != 1:
+    if updated is None:
         raise Conflict("Ce pass vient d'être utilisé.", reason="deja_utilise")
     consumption_id = record_consumption(previous)
     ledger.append(session, programme_id=programme.id, nature=N.SCAN, actor=actor,
@@ -229,7 +231,7 @@ def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: s
                   to_holder_id=structure_id, pass_first_id=pass_id, pass_last_id=pass_id,
                   serial_first=serial, serial_last=serial, count=1,
                   amount_cents=programme.face_value_cents, ref_type="scan",
-                  ref_id=consumption_id, created_at=now)
+                  ref_id=consumption_id, created_at=now, commune_id=updated.commune_id)
     return consumption_id
 
 
@@ -245,15 +247,17 @@ def unscan_pass(session: Session, programme: Programme, *, pass_id: int, serial:
             sa.update(Pass).where(Pass.id == pass_id, Pass.state == S.SCANNE,
                                   Pass.holder_id == structure_id)
             .values(state=S.DISTRIBUE, holder_id=back_to_holder_id, state_changed_at=now)
+            .returning(Pass.commune_id)
             .execution_options(synchronize_session=False))
+        updated = result.first()
     finally:
         _in_custody.reset(token)
-    if result.rowcount != 1:
+    if updated is None:
         raise Conflict("Ce pass n'est plus « scanné » : l'annulation est impossible.")
     ledger.append(session, programme_id=programme.id, nature=N.ANNULATION_SCAN, actor=actor,
                   from_state=S.SCANNE, from_holder_id=structure_id, to_state=S.DISTRIBUE,
                   to_holder_id=back_to_holder_id, pass_first_id=pass_id, pass_last_id=pass_id,
                   serial_first=serial, serial_last=serial, count=1,
                   amount_cents=programme.face_value_cents, ref_type="scan", ref_id=scan_id,
-                  reason=reason, created_at=now)
+                  reason=reason, created_at=now, commune_id=updated.commune_id)
     session.expire_all()

@@ -17,7 +17,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import custody, mandate as mandates
+from portal.domain import custody, mandate as mandates, validity
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.issuance import TARGET_PUBLICS
@@ -99,13 +99,7 @@ def hand_out(session: Session, *, programme: Programme, structure: Tenant, user_
         raise NotAllowed(f"Vous ne pouvez pas remettre de pass : {check.problem}. "
                          "Demandez une habilitation à votre référent de projet.")
     habilitation = check.habilitation
-    if today > programme.valid_until:
-        raise Conflict(f"Les pass de ce programme ne sont plus valables depuis le "
-                       f"{programme.valid_until:%d/%m/%Y} : remise impossible.")
-    blocked_on = getattr(programme, "distribution_blocked_on", None)
-    if blocked_on is not None and today >= blocked_on:
-        raise Conflict("La remise de pass est bloquée par le commanditaire (fin de validité "
-                       "proche).")
+    validity.ensure_distribution_allowed(programme, today)   # J-15 blocking, validity end
     if target_public not in programme.target_publics:
         raise InvalidInput("Cette personne ne relève pas d'un public cible du programme : "
                            + ", ".join(TARGET_PUBLICS[p] for p in programme.target_publics) + ".",
