@@ -16,6 +16,7 @@ bloqué (opposition), annulé, restitué (art. 11), expiré (avoir).
 from __future__ import annotations
 
 import contextvars
+from collections import defaultdict
 import datetime as dt
 from dataclasses import dataclass
 from itertools import groupby
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from portal.domain import ledger
+from portal.domain import ledger, rollups
 from portal.domain.errors import Conflict
 from portal.domain.ledger import Actor
 from portal.models import Pass, Programme, utcnow
@@ -131,6 +132,7 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
             raise Conflict(f"Le pass {serial} n'est pas détenu par cette structure ou cette "
                            "commune : opération refusée.")
     runs = runs_of(rows)
+    deltas: dict = defaultdict(int)   # rollups (portal.domain.rollups), same transaction
     token = _in_custody.set(True)
     try:
         for run in runs:
@@ -145,6 +147,13 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
             if result.rowcount != run.count:
                 raise Conflict("Ces pass viennent d'être modifiés par une autre opération. "
                                "Rechargez la page et recommencez.")
+            new_commune = _commune_change(nature, to_holder_id).get("commune_id",
+                                                                    run.commune_id)
+            deltas[(run.commune_id, run.state, run.holder_id)] -= run.count
+            deltas[(new_commune, to_state, to_holder_id)] += run.count
+            rollups.add_flow(session, programme.id, to_holder_id if nature is N.LIVRAISON
+                             else run.commune_id, nature, now, run.count,
+                             run.count * programme.face_value_cents)
             ledger.append(session, programme_id=programme.id, nature=nature, actor=actor,
                           from_state=run.state, from_holder_id=run.holder_id,
                           to_state=to_state, to_holder_id=to_holder_id,
@@ -156,6 +165,7 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
                           else run.commune_id)
     finally:
         _in_custody.reset(token)
+    rollups.add_positions(session, programme.id, deltas)
     session.expire_all()
     return len(rows)
 
@@ -178,6 +188,9 @@ def insert_passes(session: Session, programme: Programme, rows: list[dict], *, h
     finally:
         _in_custody.reset(token)
     triples = [(pid, S.EMIS, holder_id, row["serial"]) for pid, row in zip(ids, rows)]
+    rollups.add_positions(session, programme.id, {(None, S.EMIS, holder_id): len(ids)})
+    rollups.add_flow(session, programme.id, None, N.EMISSION, now, len(ids),
+                     len(ids) * programme.face_value_cents)
     for run in runs_of(triples):
         ledger.append(session, programme_id=programme.id, nature=N.EMISSION, actor=actor,
                       from_state=None, from_holder_id=None, to_state=S.EMIS,

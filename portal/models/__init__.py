@@ -10,3 +10,6 @@ from portal.models.allocation import (  # noqa: F401
 from portal.models.mandate import (  # noqa: F401
     Beneficiary, Distribution, Habilitation, HabilitationRequest, Mandate, MandateStatus,
     QuestionnaireAnswer, RedditionClosure, RequestStatus)
+from portal.models.reporting import (  # noqa: F401
+    ExperienceReport, ExperienceStatus, Facilitateur, FlowCount, FollowUpMeeting, MonthlyReport,
+    PositionCount, Training)
