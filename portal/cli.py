@@ -159,3 +159,5 @@ def init_app(app):
     app.cli.add_command(ledger_cli)
     app.cli.add_command(export_programme_command)
     app.cli.add_command(print_carnets_command)
+    from portal.reporting import monthly_report_command
+    app.cli.add_command(monthly_report_command)

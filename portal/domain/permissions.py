@@ -112,6 +112,10 @@ class Permission(str, enum.Enum):
     HAND_OUT_PASS = "hand_out_pass"
     SCAN_PASS = "scan_pass"
     MANAGE_STRUCTURE = "manage_structure"
+    # Dashboards and reports (issue 7); reading a dashboard needs VIEW_TENANT only.
+    GENERATE_REPORTS = "generate_reports"        # MGP: monthly report (convention art. 9)
+    WRITE_EXPERIENCE = "write_experience"        # référent: retour d'expérience (art. 9)
+    MANAGE_HUB_NETWORK = "manage_hub_network"    # Hub: facilitateurs, trainings
 
 
 P = Permission
@@ -137,6 +141,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OPERATEUR_ADMIN: frozenset({P.VIEW_TENANT, P.SCAN_PASS, P.MANAGE_STRUCTURE,
                                      P.MANAGE_MEMBERS}),
 }
+
+
+# Dashboards and reports (issue 7).
+ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.GENERATE_REPORTS}
+ROLE_PERMISSIONS[Role.REFERENT] |= {P.WRITE_EXPERIENCE}
+ROLE_PERMISSIONS[Role.HUB_AGENT] |= {P.MANAGE_HUB_NETWORK}
+ROLE_PERMISSIONS[Role.HUB_ADMIN] |= {P.MANAGE_HUB_NETWORK}
 
 
 def permissions_of(role: Role | str) -> frozenset[Permission]:

@@ -9,3 +9,4 @@ add_common_views(bp)
 from portal.tenants.metropole import views  # noqa: E402,F401
 from portal.tenants.metropole import allocation  # noqa: E402,F401
 from portal.tenants.metropole import mandate  # noqa: E402,F401
+from portal.tenants.metropole import dashboard, reports  # noqa: E402,F401

@@ -1,0 +1,124 @@
+"""Dashboard panels as ``Table`` objects (HTML, CSV and XLSX from one source)
+and their charts. Shared by the tenant faces."""
+from __future__ import annotations
+
+from portal.domain import dashboards
+from portal.domain.issuance import TARGET_PUBLICS
+from portal.domain.tables import Column, Table
+from portal.models.issuance import PassState
+from portal.models.ledger import Nature
+from portal.web import charts
+
+COMMUNE_COLUMNS = [
+    Column("commune", "Commune"), Column("held", "Reçus", "int"),
+    Column("reparti", "Répartis", "int"), Column("handed_out", "Remis", "int"),
+    Column("scanned", "Scannés", "int"), Column("consumed", "Mis en contre-paiement", "int"),
+    Column("ratio", "Consommés / reçus", "pct"),
+    Column("to_threshold", "Manquent pour l'abondement", "int"),
+    Column("threshold_on", "Seuil atteint le (projection)", "date")]
+
+
+def communes_table(programme, lines, total=None) -> Table:
+    return Table(f"communes-{programme.prefix}", "Consommation par commune", COMMUNE_COLUMNS,
+                 [line.as_row() for line in lines],
+                 caption=f"Pass par commune — {programme.name} (convention art. 5 et 9)",
+                 footer=total.as_row() | {"threshold_on": None, "to_threshold": None}
+                 if total else None)
+
+
+def carnets_table(programme, carnets) -> Table:
+    return Table(f"carnets-{programme.prefix}", "Carnets", [
+        Column("what", "Carnets"), Column("n", "Nombre", "int")], [
+        {"what": "émis (activés)", "n": carnets.emis},
+        {"what": "injectés (au moins un pass remis)", "n": carnets.injectes},
+        {"what": "émis non injectés", "n": carnets.non_injectes},
+        {"what": "entamés (au moins un pass scanné)", "n": carnets.entames}],
+        caption="Carnets émis, injectés, non injectés et entamés")
+
+
+def states_table(slug, by_state: dict) -> Table:
+    return Table(slug, "Pass par état", [Column("state", "État"), Column("n", "Pass", "int")],
+                 [{"state": s.label, "n": by_state.get(s, 0)} for s in PassState
+                  if by_state.get(s)], caption="Pass par état")
+
+
+def deadlines_table(programme, dash) -> Table:
+    rows = [{"what": d.label, "on": d.on, "left": d.days_left} for d in dash.deadlines]
+    rows += [{"what": f"Livraison en retard : {t.kind.label} de {t.quantity} pass pour "
+                      f"{t.convention.commune.name}", "on": t.due_on,
+              "left": (t.due_on - dash.today).days} for t in dash.late_tranches]
+    return Table(f"echeances-{programme.prefix}", "Échéances", [
+        Column("what", "Échéance"), Column("on", "Date", "date"),
+        Column("left", "Jours restants", "int")], rows, caption="Échéances et retards de livraison")
+
+
+FLOW_NATURES = [Nature.DISTRIBUTION, Nature.SCAN, Nature.CONTRE_PAIEMENT]
+FLOW_LABELS = {Nature.DISTRIBUTION: "remis", Nature.SCAN: "scannés",
+               Nature.CONTRE_PAIEMENT: "mis en contre-paiement"}
+
+
+def monthly_table(programme, flows: dict, slug: str) -> Table:
+    months = sorted(flows)
+    rows = [{"month": m, **{n.value: flows[m].get(n, 0) for n in FLOW_NATURES}} for m in months]
+    return Table(slug, "Évolution mensuelle", [Column("month", "Mois")] + [
+        Column(n.value, f"Pass {FLOW_LABELS[n]}", "int") for n in FLOW_NATURES], rows,
+        caption="Pass remis, scannés et mis en contre-paiement par mois")
+
+
+def monthly_chart(table: Table) -> charts.Chart:
+    rows = list(table.rows)
+    return charts.line_chart(table.caption, [r["month"] for r in rows],
+                             {FLOW_LABELS[n]: [r[n.value] for r in rows] for n in FLOW_NATURES})
+
+
+def communes_chart(lines) -> charts.Chart:
+    return charts.bar_chart("Pass mis en contre-paiement par commune",
+                            [c.name for c in lines], [c.consumed for c in lines])
+
+
+def structures_table(commune, programme, lines) -> Table:
+    return Table(f"structures-{commune.slug}-{programme.prefix}", "Par structure prescriptrice", [
+        Column("name", "Structure"), Column("stock", "Pass en stock (répartis)", "int"),
+        Column("distributions", "Remises", "int"), Column("handed_out", "Pass remis", "int")],
+        [vars(line) for line in lines], caption="Pass par structure prescriptrice")
+
+
+def publics_table(commune, programme, counts: dict) -> Table:
+    return Table(f"publics-{commune.slug}-{programme.prefix}", "Par public cible", [
+        Column("public", "Public"), Column("n", "Pass remis", "int")],
+        [{"public": TARGET_PUBLICS.get(k, k), "n": n} for k, n in counts.items()],
+        caption="Pass remis par public cible")
+
+
+def questionnaire_table(commune, programme, answers: dict) -> Table:
+    return Table(f"questionnaire-{commune.slug}-{programme.prefix}", "Questionnaire", [
+        Column("question", "Question"), Column("answer", "Réponse"),
+        Column("n", "Bénéficiaires", "int")],
+        [{"question": q, "answer": a, "n": n} for q, by in answers.items() for a, n in by.items()],
+        caption="Résultats agrégés du questionnaire (art. 8)")
+
+
+def metropole_panels(session, programme, today) -> dict[str, Table]:
+    dash = dashboards.metropole_dashboard(session, programme, today)
+    flows = dashboards.monthly_flows(session, programme.id, FLOW_NATURES)
+    return {"communes": communes_table(programme, dash.communes, dash.total),
+            "carnets": carnets_table(programme, dash.carnets),
+            "etats": states_table(f"etats-{programme.prefix}", dash.by_state),
+            "echeances": deadlines_table(programme, dash),
+            "evolution": monthly_table(programme, flows, f"evolution-{programme.prefix}")}
+
+
+def commune_panels(session, programme, commune, today) -> dict[str, Table]:
+    states = dashboards.states_by_commune(session, programme.id, commune.id).get(commune.id, {})
+    flows = dashboards.monthly_flows(session, programme.id, FLOW_NATURES, commune.id)
+    lines = dashboards.commune_figures(session, programme, today, [commune.id])
+    return {"consommation": communes_table(programme, lines),
+            "etats": states_table(f"etats-{commune.slug}-{programme.prefix}", states),
+            "structures": structures_table(commune, programme,
+                                           dashboards.structure_lines(session, programme, commune)),
+            "publics": publics_table(commune, programme,
+                                     dashboards.by_target_public(session, programme, commune)),
+            "questionnaire": questionnaire_table(
+                commune, programme, dashboards.questionnaire(session, programme, commune)),
+            "evolution": monthly_table(programme, flows,
+                                       f"evolution-{commune.slug}-{programme.prefix}")}
