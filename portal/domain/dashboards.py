@@ -333,3 +333,14 @@ def programmes_of_commune(session: Session, commune: Tenant) -> list[Programme]:
     return list(session.execute(
         sa.select(Programme).join(Convention, Convention.programme_id == Programme.id)
         .where(Convention.commune_id == commune.id).order_by(Programme.id)).scalars())
+
+
+# ---------------------------------------------------------------- hooks for the opérateurs issue
+# name → (French label, builder(session, programme, today) -> portal.domain.tables.Table).
+# The #APTIC dashboard (portal/tenants/mandataire/dashboard.py) shows every
+# registered panel lazily, with CSV/XLSX exports: e.g. "qualification"
+# (pipeline of opérateurs), "releves" (statements to pay), "anomalies".
+MANDATAIRE_PANELS: dict = {}
+# Same for the opérateur's own dashboard (a structure tenant), to be built by
+# that issue: name → (label, builder(session, structure, today) -> Table).
+STRUCTURE_PANELS: dict = {}

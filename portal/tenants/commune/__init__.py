@@ -9,3 +9,4 @@ add_common_views(bp)
 from portal.tenants.commune import views  # noqa: E402,F401
 from portal.tenants.commune import allocation  # noqa: E402,F401
 from portal.tenants.commune import habilitations  # noqa: E402,F401
+from portal.tenants.commune import dashboard  # noqa: E402,F401

@@ -9,3 +9,4 @@ add_common_views(bp)
 from portal.tenants.mandataire import views  # noqa: E402,F401
 from portal.tenants.mandataire import allocation  # noqa: E402,F401
 from portal.tenants.mandataire import mandate  # noqa: E402,F401
+from portal.tenants.mandataire import dashboard  # noqa: E402,F401
