@@ -114,3 +114,8 @@ def test_concurrent_moves_keep_the_rollups_exact(app):
     with app.app_context():
         from portal.models import Programme
         _assert_exact(db.session, db.session.get(Programme, prog_id))
+
+
+def test_circulation_is_the_reddition_s():
+    from portal.domain import reddition
+    assert rollups.CIRCULATION == reddition.CIRCULATION

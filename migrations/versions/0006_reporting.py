@@ -53,6 +53,7 @@ def upgrade() -> None:
     sa.Column('nature', sa.Enum('emission', 'activation', 'livraison', 'repartition', 'reprise', 'distribution', 'scan', 'annulation_scan', 'contre_paiement', 'paiement', 'blocage', 'annulation', 'restitution', 'expiration', name='flow_nature', native_enum=False, create_constraint=True), nullable=False),
     sa.Column('count', sa.BigInteger(), nullable=False),
     sa.Column('amount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('circulation', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['programme_id'], ['programmes.id'], name=op.f('fk_flow_counts_programme_id_programmes')),
     sa.PrimaryKeyConstraint('programme_id', 'commune_id', 'day', 'nature', name=op.f('pk_flow_counts'))
     )
@@ -131,10 +132,11 @@ def _backfill() -> None:
         "SELECT programme_id, COALESCE(commune_id, 0), state, COALESCE(holder_id, 0), count(*) "
         "FROM passes GROUP BY programme_id, COALESCE(commune_id, 0), state, COALESCE(holder_id, 0)"))
     paris = ZoneInfo("Europe/Paris")
-    totals = defaultdict(lambda: [0, 0])
-    for pid, commune, at, nature, count, cents in bind.execute(sa.text(
-            "SELECT programme_id, commune_id, created_at, nature, count, amount_cents "
-            "FROM ledger_entries")):
+    circulation = {"livre", "reparti", "distribue", "scanne", "contre_paiement", "bloque"}
+    totals = defaultdict(lambda: [0, 0, 0])
+    for pid, commune, at, nature, count, cents, from_state, to_state in bind.execute(sa.text(
+            "SELECT programme_id, commune_id, created_at, nature, count, amount_cents, "
+            "from_state, to_state FROM ledger_entries")):
         if isinstance(at, str):
             at = dt.datetime.fromisoformat(at)
         if at.tzinfo is None:
@@ -142,12 +144,14 @@ def _backfill() -> None:
         key = (pid, commune or 0, at.astimezone(paris).date(), nature)
         totals[key][0] += count
         totals[key][1] += cents
+        totals[key][2] += ((count if to_state in circulation else 0)
+                           - (count if from_state in circulation else 0))
     if totals:
         bind.execute(sa.text(
-            "INSERT INTO flow_counts (programme_id, commune_id, day, nature, count, amount_cents) "
-            "VALUES (:p, :c, :d, :n, :k, :a)"),
-            [{"p": p, "c": c, "d": d, "n": n, "k": k, "a": a}
-             for (p, c, d, n), (k, a) in totals.items()])
+            "INSERT INTO flow_counts (programme_id, commune_id, day, nature, count, amount_cents, "
+            "circulation) VALUES (:p, :c, :d, :n, :k, :a, :r)"),
+            [{"p": p, "c": c, "d": d, "n": n, "k": k, "a": a, "r": r}
+             for (p, c, d, n), (k, a, r) in totals.items()])
 
 
 def downgrade() -> None:

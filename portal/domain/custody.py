@@ -153,7 +153,8 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
             deltas[(new_commune, to_state, to_holder_id)] += run.count
             rollups.add_flow(session, programme.id, to_holder_id if nature is N.LIVRAISON
                              else run.commune_id, nature, now, run.count,
-                             run.count * programme.face_value_cents)
+                             run.count * programme.face_value_cents,
+                             rollups.circulation_delta(run.state, to_state, run.count))
             ledger.append(session, programme_id=programme.id, nature=nature, actor=actor,
                           from_state=run.state, from_holder_id=run.holder_id,
                           to_state=to_state, to_holder_id=to_holder_id,

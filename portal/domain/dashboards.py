@@ -105,11 +105,15 @@ class MetropoleDashboard:
 
     @property
     def total(self) -> CommuneFigures:
-        t = CommuneFigures(0, "Total")
-        for c in self.communes:
-            for key in ("held", "livre", "reparti", "handed_out", "scanned", "consumed"):
-                setattr(t, key, getattr(t, key) + getattr(c, key))
-        return t
+        return total_of(self.communes)
+
+
+def total_of(lines: list[CommuneFigures]) -> CommuneFigures:
+    t = CommuneFigures(0, "Total")
+    for c in lines:
+        for key in ("held", "livre", "reparti", "handed_out", "scanned", "consumed"):
+            setattr(t, key, getattr(t, key) + getattr(c, key))
+    return t
 
 
 # ---------------------------------------------------------------- building blocks

@@ -28,6 +28,17 @@ from portal.models.issuance import PassState
 from portal.models.ledger import Nature
 
 
+# Pass "en circulation" in a commune: delivered and not yet paid, restituted,
+# cancelled or expired (same set as portal.domain.reddition.CIRCULATION).
+CIRCULATION = frozenset({PassState.LIVRE, PassState.REPARTI, PassState.DISTRIBUE,
+                         PassState.SCANNE, PassState.CONTRE_PAIEMENT, PassState.BLOQUE})
+
+
+def circulation_delta(from_state, to_state, count: int) -> int:
+    return ((count if to_state is not None and PassState(to_state) in CIRCULATION else 0)
+            - (count if from_state is not None and PassState(from_state) in CIRCULATION else 0))
+
+
 def _insert(session: Session, model):
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -54,15 +65,16 @@ def add_positions(session: Session, programme_id: int,
 
 
 def add_flow(session: Session, programme_id: int, commune_id: int | None, nature: Nature,
-             at: dt.datetime, count: int, amount_cents: int) -> None:
+             at: dt.datetime, count: int, amount_cents: int, circulation: int = 0) -> None:
     day = at.astimezone(PARIS).date()
     stmt = _insert(session, FlowCount).values(
         programme_id=programme_id, commune_id=commune_id or 0, day=day, nature=Nature(nature),
-        count=count, amount_cents=amount_cents)
+        count=count, amount_cents=amount_cents, circulation=circulation)
     stmt = stmt.on_conflict_do_update(
         index_elements=["programme_id", "commune_id", "day", "nature"],
         set_={"count": FlowCount.count + stmt.excluded.count,
-              "amount_cents": FlowCount.amount_cents + stmt.excluded.amount_cents})
+              "amount_cents": FlowCount.amount_cents + stmt.excluded.amount_cents,
+              "circulation": FlowCount.circulation + stmt.excluded.circulation})
     session.execute(stmt)
 
 
@@ -83,25 +95,29 @@ def recount_positions(session: Session, programme_id: int) -> dict[tuple[int, Pa
     return {(c or 0, PassState(s), h or 0): int(n) for c, s, h, n in rows}
 
 
-def flows(session: Session, programme_id: int) -> dict[tuple[int, dt.date, Nature], tuple[int, int]]:
+def flows(session: Session, programme_id: int
+          ) -> dict[tuple[int, dt.date, Nature], tuple[int, int, int]]:
     rows = session.execute(sa.select(FlowCount.commune_id, FlowCount.day, FlowCount.nature,
-                                     FlowCount.count, FlowCount.amount_cents)
+                                     FlowCount.count, FlowCount.amount_cents,
+                                     FlowCount.circulation)
                            .where(FlowCount.programme_id == programme_id))
-    return {(c, d, Nature(n)): (int(k), int(a)) for c, d, n, k, a in rows}
+    return {(c, d, Nature(n)): (int(k), int(a), int(r)) for c, d, n, k, a, r in rows}
 
 
 def recount_flows(session: Session, programme_id: int
-                  ) -> dict[tuple[int, dt.date, Nature], tuple[int, int]]:
-    totals: dict = defaultdict(lambda: [0, 0])
+                  ) -> dict[tuple[int, dt.date, Nature], tuple[int, int, int]]:
+    totals: dict = defaultdict(lambda: [0, 0, 0])
     rows = session.execute(
         sa.select(LedgerEntry.commune_id, LedgerEntry.created_at, LedgerEntry.nature,
-                  LedgerEntry.count, LedgerEntry.amount_cents)
+                  LedgerEntry.count, LedgerEntry.amount_cents, LedgerEntry.from_state,
+                  LedgerEntry.to_state)
         .where(LedgerEntry.programme_id == programme_id).execution_options(yield_per=10_000))
-    for commune, at, nature, count, cents in rows:
+    for commune, at, nature, count, cents, from_state, to_state in rows:
         key = (commune or 0, at.astimezone(PARIS).date(), Nature(nature))
         totals[key][0] += count
         totals[key][1] += cents
-    return {k: (v[0], v[1]) for k, v in totals.items()}
+        totals[key][2] += circulation_delta(from_state, to_state, count)
+    return {k: (v[0], v[1], v[2]) for k, v in totals.items()}
 
 
 def rebuild(session: Session, programme_id: int) -> None:
@@ -117,4 +133,5 @@ def rebuild(session: Session, programme_id: int) -> None:
     if fl:
         session.execute(sa.insert(FlowCount), [
             {"programme_id": programme_id, "commune_id": c, "day": d, "nature": n,
-             "count": k, "amount_cents": a} for (c, d, n), (k, a) in fl.items()])
+             "count": k, "amount_cents": a, "circulation": r}
+            for (c, d, n), (k, a, r) in fl.items()])

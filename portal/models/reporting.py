@@ -46,6 +46,8 @@ class FlowCount(Base):
     nature: Mapped[Nature] = mapped_column(str_enum(Nature, "flow_nature"), primary_key=True)
     count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     amount_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # Net change of the pass "en circulation" in the commune (reddition balances).
+    circulation: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 class MonthlyReport(Base):

@@ -71,9 +71,10 @@ def monthly_chart(table: Table) -> charts.Chart:
                              {FLOW_LABELS[n]: [r[n.value] for r in rows] for n in FLOW_NATURES})
 
 
-def communes_chart(lines) -> charts.Chart:
+def communes_chart(table: Table) -> charts.Chart:
+    rows = list(table.rows)
     return charts.bar_chart("Pass mis en contre-paiement par commune",
-                            [c.name for c in lines], [c.consumed for c in lines])
+                            [r["commune"] for r in rows], [r["consumed"] for r in rows])
 
 
 def structures_table(commune, programme, lines) -> Table:
@@ -98,27 +99,49 @@ def questionnaire_table(commune, programme, answers: dict) -> Table:
         caption="Résultats agrégés du questionnaire (art. 8)")
 
 
-def metropole_panels(session, programme, today) -> dict[str, Table]:
-    dash = dashboards.metropole_dashboard(session, programme, today)
-    flows = dashboards.monthly_flows(session, programme.id, FLOW_NATURES)
-    return {"communes": communes_table(programme, dash.communes, dash.total),
-            "carnets": carnets_table(programme, dash.carnets),
-            "etats": states_table(f"etats-{programme.prefix}", dash.by_state),
-            "echeances": deadlines_table(programme, dash),
-            "evolution": monthly_table(programme, flows, f"evolution-{programme.prefix}")}
+def metropole_panels(session, programme, today) -> dict:
+    """Panel name → builder of its Table (only the panel asked for is computed)."""
+    def communes():
+        lines = dashboards.commune_figures(session, programme, today)
+        return communes_table(programme, lines, dashboards.total_of(lines))
+
+    def deadlines():
+        return deadlines_table(programme, dashboards.MetropoleDashboard(
+            programme, today, None, [], None, 0, None, dashboards.deadlines(programme, today),
+            dashboards.late_tranches(session, programme, today)))
+
+    def states():
+        by_state: dict = {}
+        for per_state in dashboards.states_by_commune(session, programme.id).values():
+            for state, n in per_state.items():
+                by_state[state] = by_state.get(state, 0) + n
+        return states_table(f"etats-{programme.prefix}", by_state)
+
+    return {"communes": communes,
+            "carnets": lambda: carnets_table(programme, dashboards.carnets(session, programme)),
+            "etats": states,
+            "echeances": deadlines,
+            "evolution": lambda: monthly_table(
+                programme, dashboards.monthly_flows(session, programme.id, FLOW_NATURES),
+                f"evolution-{programme.prefix}")}
 
 
-def commune_panels(session, programme, commune, today) -> dict[str, Table]:
-    states = dashboards.states_by_commune(session, programme.id, commune.id).get(commune.id, {})
-    flows = dashboards.monthly_flows(session, programme.id, FLOW_NATURES, commune.id)
-    lines = dashboards.commune_figures(session, programme, today, [commune.id])
-    return {"consommation": communes_table(programme, lines),
-            "etats": states_table(f"etats-{commune.slug}-{programme.prefix}", states),
-            "structures": structures_table(commune, programme,
-                                           dashboards.structure_lines(session, programme, commune)),
-            "publics": publics_table(commune, programme,
-                                     dashboards.by_target_public(session, programme, commune)),
-            "questionnaire": questionnaire_table(
+def commune_panels(session, programme, commune, today) -> dict:
+    """Panel name → builder of its Table, for the commune's own figures only."""
+    def states():
+        return states_table(f"etats-{commune.slug}-{programme.prefix}",
+                            dashboards.states_by_commune(session, programme.id, commune.id)
+                            .get(commune.id, {}))
+    return {"consommation": lambda: communes_table(
+                programme, dashboards.commune_figures(session, programme, today, [commune.id])),
+            "etats": states,
+            "structures": lambda: structures_table(
+                commune, programme, dashboards.structure_lines(session, programme, commune)),
+            "publics": lambda: publics_table(
+                commune, programme, dashboards.by_target_public(session, programme, commune)),
+            "questionnaire": lambda: questionnaire_table(
                 commune, programme, dashboards.questionnaire(session, programme, commune)),
-            "evolution": monthly_table(programme, flows,
-                                       f"evolution-{commune.slug}-{programme.prefix}")}
+            "evolution": lambda: monthly_table(
+                programme, dashboards.monthly_flows(session, programme.id, FLOW_NATURES,
+                                                    commune.id),
+                f"evolution-{commune.slug}-{programme.prefix}")}

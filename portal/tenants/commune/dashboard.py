@@ -62,7 +62,7 @@ def dashboard_panel(programme_id: int, panel: str):
     if panel not in PANELS:
         abort(404)
     table = dashboard_tables.commune_panels(db.session, programme, current_tenant(),
-                                            today())[panel]
+                                            today())[panel]()
     chart = None
     if panel == "evolution":
         chart = dashboard_tables.monthly_chart(table)
@@ -85,7 +85,7 @@ def dashboard_export(programme_id: int, panel: str, fmt: str):
     if panel not in PANELS:
         abort(404)
     return table_response(dashboard_tables.commune_panels(
-        db.session, programme, current_tenant(), today())[panel], fmt)
+        db.session, programme, current_tenant(), today())[panel](), fmt)
 
 
 # ---------------------------------------------------------------- monthly reports (art. 9)

@@ -43,14 +43,12 @@ def dashboard_panel(programme_id: int, panel: str):
     programme = get_or_404(Programme, programme_id)
     if panel not in PANELS:
         abort(404)
-    tables = dashboard_tables.metropole_panels(db.session, programme, today())
-    table = tables[panel]
+    table = dashboard_tables.metropole_panels(db.session, programme, today())[panel]()
     chart = None
     if panel == "evolution":
         chart = dashboard_tables.monthly_chart(table)
     elif panel == "communes":
-        chart = dashboard_tables.communes_chart(
-            dashboards.commune_figures(db.session, programme, today()))
+        chart = dashboard_tables.communes_chart(table)
     return render("tenants/dashboards/panel_page.html", partial="tenants/dashboards/_panel.html",
                   table=table, chart=chart, programme=programme,
                   export_endpoint=".dashboard_export", export_args={"programme_id": programme.id,
@@ -63,5 +61,5 @@ def dashboard_export(programme_id: int, panel: str, fmt: str):
     programme = get_or_404(Programme, programme_id)
     if panel not in PANELS:
         abort(404)
-    return table_response(dashboard_tables.metropole_panels(db.session, programme, today())[panel],
-                          fmt)
+    return table_response(
+        dashboard_tables.metropole_panels(db.session, programme, today())[panel](), fmt)
