@@ -67,6 +67,7 @@ def generate(session, app) -> dict:
     from portal.domain import issuance, ledger
     from portal.domain.keys import ledger_key
     from portal.domain.permissions import TenantKind
+    from portal.domain.rollups import CIRCULATION
     from portal.models import (Convention, LedgerHead, PassOrder, Programme, Tenant, Tranche,
                                TrancheKind, TrancheStatus)
     rng = random.Random(7)
@@ -130,6 +131,16 @@ def generate(session, app) -> dict:
 
     key = ledger_key()
     conn = session.connection()
+    # Bulk load: secondary indexes are rebuilt once at the end, and foreign-key
+    # triggers are skipped while copying (rows are consistent by construction).
+    saved_indexes = [row[1] for row in conn.execute(sa.text(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('passes', "
+        "'ledger_entries', 'carnets') AND indexname NOT IN (SELECT conname FROM pg_constraint)"))]
+    for (name,) in conn.execute(sa.text(
+            "SELECT indexname FROM pg_indexes WHERE tablename IN ('passes', 'ledger_entries', "
+            "'carnets') AND indexname NOT IN (SELECT conname FROM pg_constraint)")).all():
+        conn.execute(sa.text(f'DROP INDEX "{name}"'))
+    conn.execute(sa.text("SET session_replication_role = replica"))
     carnet_id = 0
     pass_id = 0
     entry_id = 0
@@ -236,6 +247,8 @@ def generate(session, app) -> dict:
             st, holder, commune = pos.get(row[0], ("active", p.commanditaire_id, None))
             pass_rows[i] = row + (st, holder, commune)
         if len(pass_rows) >= 400_000 or p is programmes[-1]:
+            log(f"copying {len(pass_rows)} pass and {len(entry_rows)} entries "
+                f"({time.perf_counter() - t0:.0f} s)")
             _copy(conn, "carnets", ["id", "programme_id", "order_id", "number"], carnet_rows)
             now = dt.datetime(2021, 12, 31, tzinfo=UTC)
             _copy(conn, "passes", ["id", "programme_id", "carnet_id", "index_in_carnet", "serial",
@@ -248,6 +261,11 @@ def generate(session, app) -> dict:
                 "pass_last_id", "serial_first", "serial_last", "count", "amount_cents",
                 "ref_type", "reason", "prev_mac", "mac"], entry_rows)
             carnet_rows, pass_rows, entry_rows = [], [], []
+    conn.execute(sa.text("SET session_replication_role = DEFAULT"))
+    t1 = time.perf_counter()
+    for definition in saved_indexes:
+        conn.execute(sa.text(definition))
+    log(f"indexes rebuilt ({time.perf_counter() - t1:.0f} s)")
     for pid, (seq, mac) in heads.items():
         session.execute(sa.update(LedgerHead).where(LedgerHead.programme_id == pid)
                         .values(seq=seq, mac=mac))
@@ -262,10 +280,14 @@ def generate(session, app) -> dict:
         "SELECT programme_id, COALESCE(commune_id, 0), state, COALESCE(holder_id, 0), count(*) "
         "FROM passes GROUP BY 1, 2, 3, 4"))
     session.execute(sa.text(
-        "INSERT INTO flow_counts (programme_id, commune_id, day, nature, count, amount_cents) "
+        "INSERT INTO flow_counts (programme_id, commune_id, day, nature, count, amount_cents, "
+        "circulation) "
         "SELECT programme_id, COALESCE(commune_id, 0), "
-        "(created_at AT TIME ZONE 'Europe/Paris')::date, nature, sum(count), sum(amount_cents) "
-        "FROM ledger_entries GROUP BY 1, 2, 3, 4"))
+        "(created_at AT TIME ZONE 'Europe/Paris')::date, nature, sum(count), sum(amount_cents), "
+        "sum(CASE WHEN to_state IN :circ THEN count ELSE 0 END "
+        "    - CASE WHEN from_state IN :circ THEN count ELSE 0 END) "
+        "FROM ledger_entries GROUP BY 1, 2, 3, 4").bindparams(
+        sa.bindparam("circ", expanding=True)), {"circ": sorted(s.value for s in CIRCULATION)})
     session.execute(sa.text("UPDATE tranches SET quantity = c.n, received_quantity = c.n "
                             "FROM (SELECT conventions.id AS cid, COALESCE(sum(pc.count), 0) AS n "
                             "FROM conventions LEFT JOIN position_counts pc ON "

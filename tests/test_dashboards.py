@@ -279,6 +279,15 @@ def test_pages_panels_and_exports_are_tenant_scoped(app, browser_factory):
                 assert response.get_data().startswith("\ufeff".encode())
     communes = mgp.get(f"/metropole/mgp/tableau-de-bord/{pid}/communes.csv").text
     assert "Bondy" in communes and "Montreuil" in communes
+    # The htmx filter of the communes panel, and its export with the same filter.
+    fragment = mgp.get(f"/metropole/mgp/tableau-de-bord/{pid}/panneau/communes?filtre=seuil",
+                       headers={"HX-Request": "true"})
+    assert fragment.status_code == 200 and 'hx-trigger="change"' in fragment.text
+    with app.app_context():
+        reached = [line.name for line in dashboards.commune_figures(
+            db.session, db.session.get(Programme, pid), TODAY) if line.threshold_reached]
+    filtered = mgp.get(f"/metropole/mgp/tableau-de-bord/{pid}/communes.csv?filtre=seuil").text
+    assert all((name in filtered) == (name in reached) for name in ("Bondy", "Montreuil"))
     assert mgp.get(f"/metropole/mgp/rapport/{report_id}.pdf").get_data().startswith(b"%PDF")
     # A commune sees its own figures only, in pages, panels, exports and reports.
     bondy = browser_factory().login("referent.bondy")

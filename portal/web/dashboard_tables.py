@@ -99,10 +99,27 @@ def questionnaire_table(commune, programme, answers: dict) -> Table:
         caption="Résultats agrégés du questionnaire (art. 8)")
 
 
-def metropole_panels(session, programme, today) -> dict:
+COMMUNE_FILTERS = {"": "toutes les communes",
+                   "seuil": "seuil d'abondement atteint",
+                   "en-route": "seuil non atteint, date estimable",
+                   "non-estimable": "seuil non atteint, sans rythme de consommation"}
+
+
+def keep(line, commune_filter: str) -> bool:
+    if commune_filter == "seuil":
+        return line.threshold_reached
+    if commune_filter == "en-route":
+        return not line.threshold_reached and line.threshold_on is not None
+    if commune_filter == "non-estimable":
+        return not line.threshold_reached and line.threshold_on is None
+    return True
+
+
+def metropole_panels(session, programme, today, commune_filter: str = "") -> dict:
     """Panel name → builder of its Table (only the panel asked for is computed)."""
     def communes():
-        lines = dashboards.commune_figures(session, programme, today)
+        lines = [line for line in dashboards.commune_figures(session, programme, today)
+                 if keep(line, commune_filter)]
         return communes_table(programme, lines, dashboards.total_of(lines))
 
     def deadlines():

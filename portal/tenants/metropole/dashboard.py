@@ -2,7 +2,7 @@
 projections, deadlines, carnets; lazy panels and exports of every table."""
 from __future__ import annotations
 
-from flask import abort, url_for
+from flask import abort, request, url_for
 
 from portal.domain import dashboards, issuance
 from portal.domain.permissions import Permission
@@ -43,7 +43,9 @@ def dashboard_panel(programme_id: int, panel: str):
     programme = get_or_404(Programme, programme_id)
     if panel not in PANELS:
         abort(404)
-    table = dashboard_tables.metropole_panels(db.session, programme, today())[panel]()
+    commune_filter = _filter()
+    table = dashboard_tables.metropole_panels(db.session, programme, today(),
+                                              commune_filter)[panel]()
     chart = None
     if panel == "evolution":
         chart = dashboard_tables.monthly_chart(table)
@@ -51,8 +53,11 @@ def dashboard_panel(programme_id: int, panel: str):
         chart = dashboard_tables.communes_chart(table)
     return render("tenants/dashboards/panel_page.html", partial="tenants/dashboards/_panel.html",
                   table=table, chart=chart, programme=programme,
-                  export_endpoint=".dashboard_export", export_args={"programme_id": programme.id,
-                                                                   "panel": panel})
+                  export_endpoint=".dashboard_export",
+                  export_args={"programme_id": programme.id, "panel": panel,
+                               **({"filtre": commune_filter} if commune_filter else {})},
+                  filters=dashboard_tables.COMMUNE_FILTERS if panel == "communes" else None,
+                  current_filter=commune_filter)
 
 
 @bp.route("/tableau-de-bord/<int:programme_id>/<panel>.<any(csv, xlsx):fmt>",
@@ -62,4 +67,9 @@ def dashboard_export(programme_id: int, panel: str, fmt: str):
     if panel not in PANELS:
         abort(404)
     return table_response(
-        dashboard_tables.metropole_panels(db.session, programme, today())[panel](), fmt)
+        dashboard_tables.metropole_panels(db.session, programme, today(), _filter())[panel](), fmt)
+
+
+def _filter() -> str:
+    value = request.args.get("filtre", "")
+    return value if value in dashboard_tables.COMMUNE_FILTERS else ""
