@@ -340,7 +340,7 @@ def main() -> None:
 
             def dashboard():
                 # The page's figures, then each panel as its own request would build it.
-                dashboards.metropole_dashboard(db.session, programme, today)
+                dashboards.metropole_headline(db.session, programme, today)
                 for build in metropole_panels(db.session, programme, today).values():
                     build()
                 db.session.rollback()

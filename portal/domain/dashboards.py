@@ -248,12 +248,31 @@ def stock_pace(session: Session, programme: Programme, today: dt.date) -> float:
     return int(committed) / PACE_DAYS
 
 
+def _runs_out(stock: allocation.Stock, pace: float, today: dt.date) -> dt.date | None:
+    """Art. 6: the shared stock runs out at today + available / recent pace."""
+    if stock.available <= 0:
+        return today
+    if pace > 0:
+        return today + dt.timedelta(days=math.ceil(stock.available / pace))
+    return None
+
+
+def metropole_headline(session: Session, programme: Programme, today: dt.date
+                       ) -> MetropoleDashboard:
+    """The page's figures only (stock, carnets, run-out, late deliveries);
+    the per-commune lines come with their lazy panel."""
+    stock = allocation.stock(session, programme)
+    pace = stock_pace(session, programme, today)
+    return MetropoleDashboard(programme, today, stock, [], carnets(session, programme), pace,
+                              _runs_out(stock, pace, today), deadlines(programme, today),
+                              late_tranches(session, programme, today))
+
+
 def metropole_dashboard(session: Session, programme: Programme, today: dt.date
                         ) -> MetropoleDashboard:
     stock = allocation.stock(session, programme)
     pace = stock_pace(session, programme, today)
-    runs_out = (today + dt.timedelta(days=math.ceil(stock.available / pace))
-                if pace > 0 and stock.available > 0 else (today if stock.available <= 0 else None))
+    runs_out = _runs_out(stock, pace, today)
     by_state: dict[S, int] = defaultdict(int)
     for states in states_by_commune(session, programme.id).values():
         for state, n in states.items():

@@ -32,7 +32,7 @@ def dashboard_index():
 def dashboard(programme_id: int):
     programme = get_or_404(Programme, programme_id)
     day = today()
-    dash = dashboards.metropole_dashboard(db.session, programme, day)
+    dash = dashboards.metropole_headline(db.session, programme, day)
     return render("tenants/metropole/dashboard.html", programme=programme, dash=dash, today=day,
                   panels=PANELS)
 
