@@ -57,6 +57,7 @@ def dashboard_panel(programme_id: int, panel: str):
                   export_args={"programme_id": programme.id, "panel": panel,
                                **({"filtre": commune_filter} if commune_filter else {})},
                   filters=dashboard_tables.COMMUNE_FILTERS if panel == "communes" else None,
+                  filter_url=url_for(".dashboard_panel", programme_id=programme.id, panel=panel),
                   current_filter=commune_filter)
 
 
