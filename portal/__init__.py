@@ -59,6 +59,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.tenants import register_tenant_blueprints
     app.register_blueprint(auth.bp)
     app.register_blueprint(public.bp)
+    from portal import opendata_views
+    app.register_blueprint(opendata_views.bp)
     register_tenant_blueprints(app)
     from portal import api
     api.init_app(app)

@@ -161,3 +161,5 @@ def init_app(app):
     app.cli.add_command(export_programme_command)
     app.cli.add_command(print_carnets_command)
     cli_operateurs.init_app(app)
+    from portal.reporting import monthly_report_command
+    app.cli.add_command(monthly_report_command)

@@ -16,6 +16,7 @@ bloqué (opposition), annulé, restitué (art. 11), expiré (avoir).
 from __future__ import annotations
 
 import contextvars
+from collections import defaultdict
 import datetime as dt
 from dataclasses import dataclass
 from itertools import groupby
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from portal.domain import ledger
+from portal.domain import ledger, rollups
 from portal.domain.errors import Conflict
 from portal.domain.ledger import Actor
 from portal.models import Pass, Programme, utcnow
@@ -131,6 +132,7 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
             raise Conflict(f"Le pass {serial} n'est pas détenu par cette structure ou cette "
                            "commune : opération refusée.")
     runs = runs_of(rows)
+    deltas: dict = defaultdict(int)   # rollups (portal.domain.rollups), same transaction
     token = _in_custody.set(True)
     try:
         for run in runs:
@@ -145,6 +147,14 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
             if result.rowcount != run.count:
                 raise Conflict("Ces pass viennent d'être modifiés par une autre opération. "
                                "Rechargez la page et recommencez.")
+            new_commune = _commune_change(nature, to_holder_id).get("commune_id",
+                                                                    run.commune_id)
+            deltas[(run.commune_id, run.state, run.holder_id)] -= run.count
+            deltas[(new_commune, to_state, to_holder_id)] += run.count
+            rollups.add_flow(session, programme.id, to_holder_id if nature is N.LIVRAISON
+                             else run.commune_id, nature, now, run.count,
+                             run.count * programme.face_value_cents,
+                             rollups.circulation_delta(run.state, to_state, run.count))
             ledger.append(session, programme_id=programme.id, nature=nature, actor=actor,
                           from_state=run.state, from_holder_id=run.holder_id,
                           to_state=to_state, to_holder_id=to_holder_id,
@@ -156,6 +166,7 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
                           else run.commune_id)
     finally:
         _in_custody.reset(token)
+    rollups.add_positions(session, programme.id, deltas)
     session.expire_all()
     return len(rows)
 
@@ -178,6 +189,9 @@ def insert_passes(session: Session, programme: Programme, rows: list[dict], *, h
     finally:
         _in_custody.reset(token)
     triples = [(pid, S.EMIS, holder_id, row["serial"]) for pid, row in zip(ids, rows)]
+    rollups.add_positions(session, programme.id, {(None, S.EMIS, holder_id): len(ids)})
+    rollups.add_flow(session, programme.id, None, N.EMISSION, now, len(ids),
+                     len(ids) * programme.face_value_cents)
     for run in runs_of(triples):
         ledger.append(session, programme_id=programme.id, nature=N.EMISSION, actor=actor,
                       from_state=None, from_holder_id=None, to_state=S.EMIS,
@@ -198,6 +212,15 @@ def state_counts(session: Session, programme_id: int) -> dict[tuple[S, int | Non
 
 
 # ---------------------------------------------------------------- scanning (issue 6)
+
+def _single_pass_rollups(session: Session, programme: Programme, nature: N,
+                         commune_id: int | None, now: dt.datetime, before: tuple, after: tuple):
+    """Keep the rollups exact for the one-pass fast paths below, like ``move`` does."""
+    rollups.add_positions(session, programme.id, {(commune_id, *before): -1,
+                                                  (commune_id, *after): 1})
+    rollups.add_flow(session, programme.id, commune_id, nature, now, 1,
+                     programme.face_value_cents, rollups.circulation_delta(before[0], after[0], 1))
+
 
 def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: str,
               previous_holder_id: int | None, structure_id: int, actor: Actor,
@@ -232,6 +255,9 @@ def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: s
                   serial_first=serial, serial_last=serial, count=1,
                   amount_cents=programme.face_value_cents, ref_type="scan",
                   ref_id=consumption_id, created_at=now, commune_id=updated.commune_id)
+    # After the head lock, like move(): one lock order, no deadlock.
+    _single_pass_rollups(session, programme, N.SCAN, updated.commune_id, now,
+                         (S.DISTRIBUE, previous), (S.SCANNE, structure_id))
     return consumption_id
 
 
@@ -260,4 +286,6 @@ def unscan_pass(session: Session, programme: Programme, *, pass_id: int, serial:
                   serial_first=serial, serial_last=serial, count=1,
                   amount_cents=programme.face_value_cents, ref_type="scan", ref_id=scan_id,
                   reason=reason, created_at=now, commune_id=updated.commune_id)
+    _single_pass_rollups(session, programme, N.ANNULATION_SCAN, updated.commune_id, now,
+                         (S.SCANNE, structure_id), (S.DISTRIBUE, back_to_holder_id))
     session.expire_all()

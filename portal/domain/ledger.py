@@ -47,6 +47,11 @@ _FIELDS = ("programme_id", "seq", "created_at", "nature", "actor_user_id", "acto
 
 
 def _text(value) -> str:
+    kind = type(value)
+    if kind is str:           # fast paths (verification of long chains): same output
+        return value
+    if kind is int:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, dt.datetime):

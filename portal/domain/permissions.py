@@ -116,6 +116,10 @@ class Permission(str, enum.Enum):
     APPROVE_OPERATEURS = "approve_operateurs"      # commune approves the places of its territory
     END_OF_VALIDITY = "end_of_validity"            # commanditaire validates blocking, acknowledges
     BLOCK_PASS = "block_pass"                      # opposition on lost or stolen carnets
+    # Dashboards and reports (issue 7); reading a dashboard needs VIEW_TENANT only.
+    GENERATE_REPORTS = "generate_reports"        # MGP: monthly report (convention art. 9)
+    WRITE_EXPERIENCE = "write_experience"        # référent: retour d'expérience (art. 9)
+    MANAGE_HUB_NETWORK = "manage_hub_network"    # Hub: facilitateurs, trainings
 
 
 P = Permission
@@ -148,6 +152,11 @@ ROLE_PERMISSIONS[Role.REFERENT] |= {P.APPROVE_OPERATEURS}
 ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.END_OF_VALIDITY}
 ROLE_PERMISSIONS[Role.APTIC_ADMIN] |= {P.BLOCK_PASS}
 ROLE_PERMISSIONS[Role.APTIC_AGENT] |= {P.BLOCK_PASS}
+# Dashboards and reports (issue 7).
+ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.GENERATE_REPORTS}
+ROLE_PERMISSIONS[Role.REFERENT] |= {P.WRITE_EXPERIENCE}
+ROLE_PERMISSIONS[Role.HUB_AGENT] |= {P.MANAGE_HUB_NETWORK}
+ROLE_PERMISSIONS[Role.HUB_ADMIN] |= {P.MANAGE_HUB_NETWORK}
 
 
 def permissions_of(role: Role | str) -> frozenset[Permission]:

@@ -17,3 +17,6 @@ from portal.models.scanning import (  # noqa: F401
     Anomaly, AnomalyKind, Channel, IdempotencyRecord, Scan)
 from portal.models.settlement import (  # noqa: F401
     CreditNote, Statement, StatementLine, StatementStatus)
+from portal.models.reporting import (  # noqa: F401
+    ExperienceReport, ExperienceStatus, Facilitateur, FlowCount, FollowUpMeeting, MonthlyReport,
+    PositionCount, Training)

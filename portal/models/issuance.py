@@ -80,6 +80,9 @@ class Programme(Base):
     # Jours ouvrés calendar (portal.domain.calendar): "57"/"6AE" for Alsace-Moselle.
     holiday_subdivision: Mapped[str] = mapped_column(sa.String(3), default="")
     pentecost_worked: Mapped[bool] = mapped_column(default=False)
+    # Follow-up (art. 9): written retour d'expérience due by this date.
+    experience_due_on: Mapped[dt.date] = mapped_column(
+        sa.Date, default=dt.date(2021, 9, 1), server_default="2021-09-01")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     # End of validity (issue 6; issuer's timeline, portal.domain.validity).
     blocking_proposed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

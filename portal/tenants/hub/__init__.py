@@ -8,3 +8,4 @@ add_common_views(bp)
 
 from portal.tenants.hub import views  # noqa: E402,F401
 from portal.tenants.hub import allocation  # noqa: E402,F401
+from portal.tenants.hub import network  # noqa: E402,F401

@@ -10,3 +10,4 @@ from portal.tenants.mandataire import views  # noqa: E402,F401
 from portal.tenants.mandataire import allocation  # noqa: E402,F401
 from portal.tenants.mandataire import mandate  # noqa: E402,F401
 from portal.tenants.mandataire import operateurs  # noqa: E402,F401
+from portal.tenants.mandataire import dashboard  # noqa: E402,F401

@@ -1,0 +1,107 @@
+"""One table object for every dashboard panel: rendered as HTML (template
+``tenants/_table.html``), CSV (``;`` + UTF-8 BOM for French Excel,
+streamed line by line) and XLSX (openpyxl ``write_only``).
+
+A panel builds a ``Table`` once; the page, the CSV and the XLSX all come
+from it, so an export always says what the screen says.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from portal.formatting import format_count
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str = "text"        # text | int | pct | date
+
+    def html(self, value) -> str:
+        if value is None:
+            return "—"
+        if self.kind == "int":
+            return format_count(value)
+        if self.kind == "pct":
+            return f"{value:.1f}".replace(".", ",") + "\u00a0%"
+        if self.kind == "date":
+            return value.strftime("%d/%m/%Y") if isinstance(value, dt.date) else str(value)
+        return str(value)
+
+    def csv(self, value) -> str:
+        if value is None:
+            return ""
+        if self.kind == "pct":
+            return f"{value:.1f}".replace(".", ",")
+        if self.kind == "date" and isinstance(value, dt.date):
+            return value.strftime("%d/%m/%Y")
+        return str(value)
+
+
+@dataclass
+class Table:
+    slug: str                 # file name of the exports
+    title: str
+    columns: list[Column]
+    rows: Iterable[dict[str, Any]] = field(default_factory=list)
+    caption: str = ""
+    footer: dict[str, Any] | None = None   # e.g. the "Total" line
+
+    def all_rows(self) -> list[dict[str, Any]]:
+        rows = list(self.rows)
+        return rows + ([self.footer] if self.footer else [])
+
+    def html_rows(self) -> list[list[str]]:
+        return [[c.html(row.get(c.key)) for c in self.columns] for row in self.rows]
+
+    def html_footer(self) -> list[str] | None:
+        return [c.html(self.footer.get(c.key)) for c in self.columns] if self.footer else None
+
+
+def iter_csv(table: Table) -> Iterator[str]:
+    """CSV lines (first one starts with the BOM); rows are consumed lazily."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+
+    def flush() -> str:
+        text = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        return text
+    writer.writerow([c.label for c in table.columns])
+    yield "\ufeff" + flush()
+    for row in table.rows:
+        writer.writerow([c.csv(row.get(c.key)) for c in table.columns])
+        yield flush()
+    if table.footer:
+        writer.writerow([c.csv(table.footer.get(c.key)) for c in table.columns])
+        yield flush()
+
+
+def to_csv(table: Table) -> str:
+    return "".join(iter_csv(table))
+
+
+def to_xlsx(table: Table) -> bytes:
+    from openpyxl import Workbook
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(table.title[:31] or "Tableau")
+    sheet.append([c.label for c in table.columns])
+    for row in table.all_rows():
+        sheet.append([_xlsx_value(c, row.get(c.key)) for c in table.columns])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def _xlsx_value(column: Column, value):
+    if value is None:
+        return None
+    if column.kind == "pct":
+        return round(float(value), 1)
+    return value

@@ -1,0 +1,97 @@
+"""Charts drawn on the server as SVG: no JavaScript, nothing inline for the
+CSP to refuse. Each chart is ``role="img"`` with a ``<title>`` referenced by
+``aria-labelledby``, and comes with a table alternative for screen readers
+(``chart.table`` rendered visually hidden by ``tenants/_chart.html``)."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+from portal.formatting import format_count
+
+_ids = itertools.count(1)
+PALETTE = ["#1f4e9c", "#c8553d", "#2a9d8f", "#8a5a9e", "#e9a23b", "#5c6b73"]
+
+
+@dataclass
+class Chart:
+    title: str
+    svg: Markup
+    headers: list[str]
+    rows: list[list[str]]
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1
+    magnitude = 10 ** (len(str(int(value))) - 1)
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * magnitude:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def bar_chart(title: str, labels: list[str], values: list[int], *, width: int = 640,
+              bar_height: int = 22, unit: str = "pass") -> Chart:
+    """Horizontal bars, one per label (communes, states, publics…)."""
+    uid = f"graphique-{next(_ids)}"
+    left, right, top = 190, 70, 8
+    height = top * 2 + bar_height * max(1, len(labels))
+    top_value = _nice_max(max(values, default=0))
+    span = width - left - right
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+             f'aria-labelledby="{uid}" viewBox="0 0 {width} {height}" width="100%">',
+             f'<title id="{uid}">{escape(title)}</title>']
+    for i, (label, value) in enumerate(zip(labels, values)):
+        y = top + i * bar_height
+        w = 0 if top_value == 0 else span * value / top_value
+        parts.append(f'<text x="{left - 6}" y="{y + bar_height * 0.68:.1f}" text-anchor="end" '
+                     f'font-size="12">{escape(label[:28])}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_height - 6}" '
+                     f'fill="{PALETTE[0]}"/>')
+        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_height * 0.68:.1f}" '
+                     f'font-size="12">{escape(format_count(value))}</text>')
+    parts.append("</svg>")
+    return Chart(title, Markup("".join(parts)), ["", unit],
+                 [[label, format_count(v)] for label, v in zip(labels, values)])
+
+
+def line_chart(title: str, x_labels: list[str], series: dict[str, list[int]], *,
+               width: int = 640, height: int = 240) -> Chart:
+    """Lines over time (months): one series per nature or commune."""
+    uid = f"graphique-{next(_ids)}"
+    left, right, top, bottom = 50, 130, 10, 30
+    all_values = [v for values in series.values() for v in values]
+    top_value = _nice_max(max(all_values, default=0))
+    n = max(1, len(x_labels) - 1)
+    span_x, span_y = width - left - right, height - top - bottom
+
+    def xy(i, v):
+        return left + span_x * i / n, top + span_y * (1 - v / top_value)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+             f'aria-labelledby="{uid}" viewBox="0 0 {width} {height}" width="100%">',
+             f'<title id="{uid}">{escape(title)}</title>',
+             f'<line x1="{left}" y1="{top + span_y}" x2="{left + span_x}" y2="{top + span_y}" '
+             f'stroke="#888"/>',
+             f'<text x="{left - 4}" y="{top + 10}" text-anchor="end" font-size="11">'
+             f'{escape(format_count(int(top_value)))}</text>',
+             f'<text x="{left - 4}" y="{top + span_y}" text-anchor="end" font-size="11">0</text>']
+    for i, label in enumerate(x_labels):
+        if len(x_labels) <= 12 or i % max(1, len(x_labels) // 12) == 0:
+            x, _ = xy(i, 0)
+            parts.append(f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" '
+                         f'font-size="11">{escape(label)}</text>')
+    for k, (name, values) in enumerate(series.items()):
+        colour = PALETTE[k % len(PALETTE)]
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in enumerate(values)))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+                     f'points="{points}"/>')
+        parts.append(f'<text x="{left + span_x + 8}" y="{top + 14 + 16 * k}" font-size="12" '
+                     f'fill="{colour}">{escape(name[:18])}</text>')
+    parts.append("</svg>")
+    rows = [[label] + [format_count(values[i]) for values in series.values()]
+            for i, label in enumerate(x_labels)]
+    return Chart(title, Markup("".join(parts)), [""] + list(series), rows)

@@ -1,0 +1,344 @@
+"""Dashboards and reports (issue 7): every figure equals a recount from the
+ledger (or the pass themselves) for random scenarios; every panel and export
+is tenant-scoped."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from collections import defaultdict
+
+import pytest
+import sqlalchemy as sa
+
+from helpers import issued_and_activated, new_programme, tenant
+from test_allocation import _ready_convention
+from portal.domain import (allocation, custody, dashboards, followup, network, opendata, reports,
+                           rollups, tables)
+from portal.domain.errors import Conflict, InvalidInput
+from portal.domain.ledger import Actor
+from portal.formatting import PARIS
+from portal.models import LedgerEntry, MonthlyReport, Pass, Programme
+from portal.models.issuance import PassState as S
+from portal.models.ledger import Nature as N
+
+D = dt.date
+SYS = Actor(None, None)
+COMMUNES = ["bondy", "neuilly-plaisance", "montreuil"]
+TODAY = D(2021, 6, 30)
+
+
+def _at(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(12), PARIS)
+
+
+def build_scenario(session, seed: int) -> Programme:
+    """Three communes receive their amorçage, split carnets, hand out, scan,
+    contre-paiement and pay at random dates from January to June 2021."""
+    rng = random.Random(seed)
+    prog = new_programme(session, total_stock=5000, amorcage_size=300, abondement_size=100)
+    issued_and_activated(session, prog, 100)
+    for slug in COMMUNES:
+        convention = _ready_convention(session, prog, slug)
+        tranche = allocation.request_amorcage(session, convention, actor=SYS, today=D(2021, 1, 4))
+        allocation.confirm_amorcage(session, tranche, actor=SYS, today=D(2021, 1, 4))
+        numbers = allocation.available_carnet_numbers(session, prog, 30)
+        allocation.ship_tranche(session, tranche, allocation.as_ranges(numbers), actor=SYS,
+                                today=D(2021, 1, 15))
+        allocation.confirm_reception(session, tranche, received_carnets=len(numbers),
+                                     missing_numbers=[], note="", actor=SYS, today=D(2021, 1, 20))
+        commune = tenant(session, slug)
+        structure = tenant(session, f"{slug}-ccas")
+        allocation.split_carnets(session, convention, structure, rng.randint(5, 25), actor=SYS)
+        operateur = tenant(session, f"{slug}-centre-social")
+        steps = [(N.DISTRIBUTION, S.REPARTI, structure.id), (N.SCAN, S.DISTRIBUE, operateur.id),
+                 (N.ANNULATION_SCAN, S.SCANNE, operateur.id),
+                 (N.CONTRE_PAIEMENT, S.SCANNE, operateur.id),
+                 (N.PAIEMENT, S.CONTRE_PAIEMENT, operateur.id)]
+        for _round in range(6):
+            for nature, state, holder in steps:
+                ids = session.execute(sa.select(Pass.id).where(
+                    Pass.programme_id == prog.id, Pass.commune_id == commune.id,
+                    Pass.state == state).order_by(Pass.id)).scalars().all()
+                if not ids or (nature is N.ANNULATION_SCAN and rng.random() < 0.6):
+                    continue
+                chosen = rng.sample(ids, rng.randint(1, min(len(ids), 40 if nature is
+                                                            N.DISTRIBUTION else 25)))
+                custody.move(session, prog, nature=nature, criteria=[Pass.id.in_(chosen)],
+                             to_holder_id=holder, actor=SYS,
+                             now=_at(D(2021, rng.randint(2, 6), rng.randint(1, 28))))
+        if slug == "montreuil":
+            allocation.order_sanction(session, convention, "restitution", reason="Test",
+                                      quantity=20, actor=SYS, today=D(2021, 5, 3))
+    session.commit()
+    return prog
+
+
+def ledger_states(session, prog, until: dt.datetime | None = None) -> dict[int, dict[S, int]]:
+    """Pass per commune and state, recounted from the ledger entries alone."""
+    result: dict = defaultdict(lambda: defaultdict(int))
+    for e in session.execute(sa.select(LedgerEntry).where(
+            LedgerEntry.programme_id == prog.id)).scalars():
+        if e.commune_id is None or (until is not None and e.created_at >= until):
+            continue
+        if e.nature is not N.RESTITUTION:
+            result[e.commune_id][e.to_state] += e.count
+        if e.from_state is not None and e.nature is not N.LIVRAISON:
+            result[e.commune_id][e.from_state] -= e.count
+    return result
+
+
+def ledger_sum(session, prog, natures, commune_id, low=None, high=None) -> int:
+    total = 0
+    for e in session.execute(sa.select(LedgerEntry).where(
+            LedgerEntry.programme_id == prog.id if prog is not None else sa.true(),
+            LedgerEntry.commune_id == commune_id,
+            LedgerEntry.nature.in_(list(natures)))).scalars():
+        if (low is None or e.created_at >= low) and (high is None or e.created_at < high):
+            total += e.count * (-1 if e.nature in (N.ANNULATION_SCAN, N.RESTITUTION) else 1)
+    return total
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_dashboard_figure_equals_a_recount(db_session, seed):
+    prog = build_scenario(db_session, seed)
+    recount = ledger_states(db_session, prog)
+    lines = dashboards.commune_figures(db_session, prog, TODAY)
+    assert [line.name for line in lines] == sorted(line.name for line in lines)
+    assert len(lines) == 3
+    for line in lines:
+        states = recount[line.commune_id]
+        assert line.held == sum(states.values())
+        assert line.reparti == states[S.REPARTI]
+        assert line.livre == states[S.LIVRE]
+        assert line.handed_out == sum(states[s] for s in dashboards.HANDED_OUT)
+        assert line.scanned == sum(states[s] for s in dashboards.SCANNED)
+        assert line.consumed == states[S.CONTRE_PAIEMENT] + states[S.PAYE]
+        # Same as the allocation module's own count (art. 5).
+        c = allocation.consumption(db_session, prog)[line.commune_id]
+        assert (c.held, c.consumed) == (line.held, line.consumed)
+        pace = ledger_sum(db_session, prog, [N.CONTRE_PAIEMENT], line.commune_id,
+                          _at(TODAY - dt.timedelta(days=90)).replace(hour=0),
+                          _at(TODAY + dt.timedelta(days=1)).replace(hour=0))
+        assert line.pace_per_day == pace / dashboards.PACE_DAYS
+        if not line.threshold_reached and pace:
+            assert line.threshold_on == TODAY + dt.timedelta(
+                days=-(-line.to_threshold * 90 // pace))
+    # Totals by state equal the pass table (and the rollups a recount).
+    dash = dashboards.metropole_dashboard(db_session, prog, TODAY)
+    table = defaultdict(int)
+    for (state, _holder), n in custody.state_counts(db_session, prog.id).items():
+        table[state] += n
+    assert dash.by_state == {s: n for s, n in table.items() if n}
+    assert rollups.positions(db_session, prog.id) == rollups.recount_positions(db_session, prog.id)
+    # Carnets: recount from the pass themselves.
+    by_carnet: dict = defaultdict(set)
+    for carnet, state in db_session.execute(sa.select(Pass.carnet_id, Pass.state).where(
+            Pass.programme_id == prog.id)):
+        by_carnet[carnet].add(S(state))
+    assert dash.carnets.emis == 100
+    assert dash.carnets.injectes == sum(1 for s in by_carnet.values() if s & dashboards.HANDED_OUT)
+    assert dash.carnets.entames == sum(1 for s in by_carnet.values() if s & dashboards.SCANNED)
+    assert dash.carnets.non_injectes == 100 - dash.carnets.injectes
+    # Stock, deadlines, no late delivery (all received).
+    assert dash.stock == allocation.stock(db_session, prog)
+    assert dash.late_tranches == []
+    assert [d.on for d in dash.deadlines] == sorted(d.on for d in dash.deadlines)
+    # Stock pace: 900 pass committed on 04/01 is more than 90 days before TODAY.
+    assert dash.stock_runs_out_on is None
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_monthly_report_and_open_data_equal_the_ledger(db_session, seed):
+    prog = build_scenario(db_session, seed)
+    for month in ("2021-03", "2021-06"):
+        report, created = reports.generate(db_session, prog, month, actor=SYS)
+        assert created
+        first, after = reports.parse_month(month)
+        low, high = _at(first).replace(hour=0), _at(after).replace(hour=0)
+        states = ledger_states(db_session, prog, high)
+        for line in report.content["communes"]:
+            cid = line["commune_id"]
+            assert line["cumul"]["held"] == sum(states[cid].values())
+            assert line["cumul"]["handed_out"] == ledger_sum(db_session, prog, [N.DISTRIBUTION],
+                                                             cid, high=high)
+            assert line["cumul"]["scanned"] == ledger_sum(
+                db_session, prog, [N.SCAN, N.ANNULATION_SCAN], cid, high=high)
+            assert line["cumul"]["consumed"] == ledger_sum(db_session, prog, [N.CONTRE_PAIEMENT],
+                                                           cid, high=high)
+            assert line["mois"]["consumed"] == ledger_sum(db_session, prog, [N.CONTRE_PAIEMENT],
+                                                          cid, low, high)
+        total = report.content["total"]["cumul"]
+        assert total["held"] == sum(c["cumul"]["held"] for c in report.content["communes"])
+    # Idempotent: same month → same report; an explicit new version otherwise.
+    again, created = reports.generate(db_session, prog, "2021-06", actor=SYS)
+    assert not created and again.id == report.id
+    v2, created = reports.generate(db_session, prog, "2021-06", actor=SYS, regenerate=True)
+    assert created and v2.version == 2 and v2.sha256 == report.sha256
+    with pytest.raises(InvalidInput):
+        reports.parse_month("2021-13")
+    # Exports: CSV with BOM and ';', a commune sees its own line and the total only.
+    bondy = tenant(db_session, "bondy")
+    text = reports.to_csv(v2, bondy.id)
+    assert text.startswith("\ufeff") and ";" in text
+    assert "Bondy" in text and "Montreuil" not in text and "Total de tous les territoires" in text
+    assert reports.to_pdf(v2, bondy.id).startswith(b"%PDF")
+    # Open data: raw counts equal the ledger; small cells are suppressed.
+    raw = opendata.raw_counts(db_session)
+    for (cid, month), values in raw.items():
+        first, after = reports.parse_month(month)
+        low, high = _at(first).replace(hour=0), _at(after).replace(hour=0)
+        assert values["remis"] == ledger_sum(db_session, None, [N.DISTRIBUTION], cid, low, high)
+        assert values["consommes"] == ledger_sum(db_session, None, [N.CONTRE_PAIEMENT], cid,
+                                                 low, high)
+    for row in opendata.rows(db_session):
+        for key, _n in opendata.MEASURES:
+            assert row[key] is None or row[key] == 0 or row[key] >= opendata.THRESHOLD
+
+
+def test_table_exports_csv_and_xlsx():
+    table = tables.Table("t", "Titre", [tables.Column("a", "A"), tables.Column("n", "N", "int"),
+                                        tables.Column("p", "P", "pct")],
+                         [{"a": "x;y", "n": 1234, "p": 12.345}], footer={"a": "Total", "n": 1})
+    text = tables.to_csv(table)
+    assert text == '\ufeffA;N;P\r\n"x;y";1234;12,3\r\nTotal;1;\r\n'
+    assert table.html_rows() == [["x;y", "1\u202f234", "12,3\u00a0%"]]
+    from openpyxl import load_workbook
+    import io
+    sheet = load_workbook(io.BytesIO(tables.to_xlsx(table))).active
+    assert [c.value for c in sheet[2]] == ["x;y", 1234, 12.3]
+
+
+def test_charts_are_accessible_svg():
+    from portal.web import charts
+    bar = charts.bar_chart("Pass par commune", ["Bondy", "<b>"], [10, 0])
+    assert 'role="img"' in bar.svg and "aria-labelledby" in bar.svg and "<title id=" in bar.svg
+    assert "&lt;b&gt;" in bar.svg and "style=" not in bar.svg and bar.rows[0] == ["Bondy", "10"]
+    line = charts.line_chart("Évolution", ["2021-01", "2021-02"], {"remis": [1, 5]})
+    assert "<polyline" in line.svg and line.rows == [["2021-01", "1"], ["2021-02", "5"]]
+
+
+def test_experience_report_is_frozen_once_transmitted(db_session):
+    prog = new_programme(db_session)
+    convention = _ready_convention(db_session, prog, "bondy")
+    assert prog.experience_due_on == D(2021, 9, 1)
+    texts = {key: "" for key, _ in followup.HEADINGS}
+    report = followup.save_experience(db_session, convention, texts | {"contributions": "Oui"},
+                                      submit=False, actor=SYS)
+    assert report.status.value == "brouillon"
+    with pytest.raises(InvalidInput, match="chaque rubrique"):
+        followup.save_experience(db_session, convention, texts, submit=True, actor=SYS)
+    full = {key: f"Texte {key}" for key, _ in followup.HEADINGS}
+    followup.save_experience(db_session, convention, full, submit=True, actor=SYS)
+    with pytest.raises(Conflict, match="plus être modifié"):
+        followup.save_experience(db_session, convention, full, submit=False, actor=SYS)
+    meeting = followup.record_meeting(db_session, prog, held_on=D(2021, 3, 2), topic="Point 1",
+                                      attendee_ids=[convention.commune_id])
+    assert meeting.attendees == [convention.commune_id]
+    with pytest.raises(InvalidInput):
+        followup.record_meeting(db_session, prog, held_on=D(2021, 3, 2), topic="x",
+                                attendee_ids=[tenant(db_session, "montreuil").id])
+
+
+def test_validity_timeline():
+    prog = Programme(valid_until=D(2021, 12, 31), tolerance_until=D(2022, 1, 31))
+    steps = network.validity_timeline(prog, D(2021, 12, 1))
+    assert [m.on for m in steps] == [D(2021, 12, 1), D(2021, 12, 16), D(2021, 12, 24),
+                                     D(2021, 12, 31), D(2022, 1, 31), D(2022, 2, 6)]
+    assert steps[0].days_left == 0
+
+
+# ------------------------------------------------------------------ pages and scoping
+
+def _links(text, pattern):
+    return [u.replace("&amp;", "&") for u in re.findall(pattern, text)]
+
+
+def test_pages_panels_and_exports_are_tenant_scoped(app, browser_factory):
+    from portal.extensions import db
+    with app.app_context():
+        prog = build_scenario(db.session, 9)
+        reports.generate(db.session, prog, "2021-06", actor=SYS)
+        db.session.commit()
+        pid = prog.id
+        report_id = db.session.execute(sa.select(MonthlyReport.id).where(
+            MonthlyReport.programme_id == pid)).scalar_one()
+    app.config["PORTAL_TODAY"] = "2021-06-30"
+    mgp = browser_factory().login("mgp.admin")
+    page = mgp.get(f"/metropole/mgp/tableau-de-bord/{pid}")
+    assert page.status_code == 200 and "Épuisement du stock" in page.text
+    panels = _links(page.get_data(as_text=True), r'hx-get="([^"]+)"')
+    assert len(panels) == 5
+    for url in panels:
+        fragment = mgp.get(url, headers={"HX-Request": "true"})
+        assert fragment.status_code == 200 and "<html" not in fragment.text
+        for export in _links(fragment.get_data(as_text=True), r'href="([^"]+\.(?:csv|xlsx))"'):
+            response = mgp.get(export)
+            assert response.status_code == 200
+            if export.endswith(".csv"):
+                assert response.get_data().startswith("\ufeff".encode())
+    communes = mgp.get(f"/metropole/mgp/tableau-de-bord/{pid}/communes.csv").text
+    assert "Bondy" in communes and "Montreuil" in communes
+    # The htmx filter of the communes panel, and its export with the same filter.
+    fragment = mgp.get(f"/metropole/mgp/tableau-de-bord/{pid}/panneau/communes?filtre=seuil",
+                       headers={"HX-Request": "true"})
+    assert fragment.status_code == 200 and 'hx-trigger="change"' in fragment.text
+    with app.app_context():
+        reached = [line.name for line in dashboards.commune_figures(
+            db.session, db.session.get(Programme, pid), TODAY) if line.threshold_reached]
+    filtered = mgp.get(f"/metropole/mgp/tableau-de-bord/{pid}/communes.csv?filtre=seuil").text
+    assert all((name in filtered) == (name in reached) for name in ("Bondy", "Montreuil"))
+    assert mgp.get(f"/metropole/mgp/rapport/{report_id}.pdf").get_data().startswith(b"%PDF")
+    # A commune sees its own figures only, in pages, panels, exports and reports.
+    bondy = browser_factory().login("referent.bondy")
+    assert bondy.get(f"/commune/bondy/tableau-de-bord/{pid}").status_code == 200
+    for panel in ("consommation", "etats", "structures", "publics", "questionnaire", "evolution"):
+        for fmt in ("csv", "xlsx"):
+            assert bondy.get(f"/commune/bondy/tableau-de-bord/{pid}/{panel}.{fmt}").status_code == 200
+    csv_text = bondy.get(f"/commune/bondy/tableau-de-bord/{pid}/consommation.csv").text
+    assert "Bondy" in csv_text and "Montreuil" not in csv_text and "Neuilly" not in csv_text
+    report_page = bondy.get(f"/commune/bondy/rapport/{report_id}").text
+    assert "Bondy" in report_page and "Montreuil" not in report_page
+    assert "Montreuil" not in bondy.get(f"/commune/bondy/rapport/{report_id}.csv").text
+    # A commune without a convention for the programme: not found.
+    other = browser_factory().login("referent.pantin")
+    assert other.get(f"/commune/pantin/tableau-de-bord/{pid}").status_code == 404
+    assert other.get(f"/commune/pantin/tableau-de-bord/{pid}/consommation.csv").status_code == 404
+    # Another commune's URL: 404 (membership); MGP pages to a commune user: 404.
+    assert bondy.get(f"/commune/montreuil/tableau-de-bord/{pid}").status_code == 404
+    assert bondy.get(f"/metropole/mgp/tableau-de-bord/{pid}").status_code == 404
+    # Hub and #APTIC pages.
+    assert browser_factory().login("hub.admin").get("/hub/francilin/reseau").status_code == 200
+    aptic = browser_factory().login("aptic.admin")
+    page = aptic.get("/mandataire/aptic/tableau-de-bord")
+    assert page.status_code == 200 and "reddition des comptes" in page.text
+    for url in _links(page.get_data(as_text=True), r'hx-get="([^"]+)"'):
+        assert aptic.get(url, headers={"HX-Request": "true"}).status_code == 200
+    # Open data is public and suppressed.
+    anonymous = browser_factory()
+    data = anonymous.get("/donnees-ouvertes/consommation.json").get_json()
+    assert data["seuil"] == 11 and data["lignes"]
+    assert anonymous.get("/donnees-ouvertes/consommation.csv").get_data().startswith(
+        "\ufeff".encode())
+
+
+def test_monthly_report_button_and_command_send_mail(app, browser_factory):
+    from portal.extensions import db
+    with app.app_context():
+        prog = build_scenario(db.session, 3)
+        pid = prog.id
+    app.extensions["outbox"] = outbox = []
+    mgp = browser_factory().login("mgp.admin")
+    response = mgp.post(f"/metropole/mgp/rapports/{pid}/generer", {"month": "2021-05"})
+    assert response.status_code == 303
+    assert len(outbox) == 3 and all("2021-05" in m["Subject"] for m in outbox)
+    mgp.post(f"/metropole/mgp/rapports/{pid}/generer", {"month": "2021-05"})
+    assert len(outbox) == 3                                    # idempotent: no new mail
+    agent = browser_factory().login("mgp.agent")
+    assert agent.post(f"/metropole/mgp/rapports/{pid}/generer",
+                      {"month": "2021-05"}).status_code == 403
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["monthly-report", "--month", "2021-05"])
+    assert result.exit_code == 0 and "inchangé" in result.output
+    result = runner.invoke(args=["monthly-report", "--month", "2021-04"])
+    assert result.exit_code == 0 and "créé" in result.output
