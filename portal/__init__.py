@@ -57,6 +57,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.auth import identity  # noqa: F401  (registers the user loader)
     from portal.tenants import register_tenant_blueprints
     app.register_blueprint(auth.bp)
+    from portal.auth.twofactor import bp as second_factor_bp
+    app.register_blueprint(second_factor_bp)
     app.register_blueprint(public.bp)
     register_tenant_blueprints(app)
     cli.init_app(app)

@@ -159,3 +159,5 @@ def init_app(app):
     app.cli.add_command(ledger_cli)
     app.cli.add_command(export_programme_command)
     app.cli.add_command(print_carnets_command)
+    from portal.security import cli as security_cli
+    security_cli.init_app(app)

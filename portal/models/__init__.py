@@ -10,3 +10,4 @@ from portal.models.allocation import (  # noqa: F401
 from portal.models.mandate import (  # noqa: F401
     Beneficiary, Distribution, Habilitation, HabilitationRequest, Mandate, MandateStatus,
     QuestionnaireAnswer, RedditionClosure, RequestStatus)
+from portal.models.security import RecoveryCode, TotpCredential  # noqa: F401
