@@ -47,7 +47,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     if app.testing:
         app.extensions["outbox"] = []
 
-    from portal.web import errors, gate, headers, templating
+    from portal.web import converters, errors, gate, headers, templating
+    converters.init_app(app)
+    from portal.web import input_guard
+    input_guard.init_app(app)
     gate.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
