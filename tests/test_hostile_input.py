@@ -152,7 +152,7 @@ def test_every_endpoint_survives_fixed_hostile_payloads(app, clients):
     assert sent > 200
 
 
-@settings(max_examples=250, deadline=None,
+@settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_hostile_input_never_breaks_an_endpoint(app, clients, data):

@@ -327,3 +327,28 @@ def test_two_app_instances_share_login_counters_in_redis(leg, tmp_path, redis_ur
                 db.session.remove()
                 db.engine.dispose()
         leg.drop(url)
+
+
+def test_admin_regenerates_recovery_codes_with_a_current_code(app, browser):
+    browser.login("aptic.admin")
+    page = browser.get("/mon-compte/double-authentification")
+    assert page.status_code == 200 and "utilisables : <strong>0</strong>" in page.text
+    assert browser.post("/mon-compte/double-authentification", {"code": "000000"}
+                        ).status_code == 422
+    with app.app_context():
+        last = twofactor.credential(db.session, accounts.find_user(
+            db.session, "aptic.admin@demo.pass-numerique.fr")).last_step
+    step = max(totp.step_at() - 1, last + 1)
+    response = browser.post("/mon-compte/double-authentification",
+                            {"code": totp.hotp(DEMO_TOTP_SECRET, step)})
+    assert response.status_code == 200 and "Nouveaux codes de secours" in response.text
+    assert len(re.findall(r"<code>[a-z2-9]{5}-[a-z2-9]{5}</code>", response.text)) == 10
+    assert "utilisables : <strong>10</strong>" in browser.get(
+        "/mon-compte/double-authentification").text
+
+
+def test_non_admin_sees_that_2fa_is_for_admins(browser):
+    browser.login("mgp.agent")
+    page = browser.get("/mon-compte/double-authentification")
+    assert page.status_code == 200 and "réservée aux administrateurs" in page.text
+    assert "Double authentification et codes de secours" in browser.get("/mon-compte").text

@@ -12,7 +12,7 @@ import time
 
 from flask import (Blueprint, current_app, flash, redirect, request, session,
                    url_for)
-from flask_login import login_user
+from flask_login import current_user, login_user
 
 from portal.auth import totp
 from portal.auth.identity import SignedInUser
@@ -21,7 +21,7 @@ from portal.domain.errors import InvalidInput
 from portal.extensions import db
 from portal.security import twofactor
 from portal.security.throttle import Throttle
-from portal.web.gate import public
+from portal.web.gate import authenticated, public
 from portal.web.render import render
 
 bp = Blueprint("second_factor", __name__)
@@ -140,3 +140,29 @@ def enrol():
     grouped = " ".join(cred.secret[i:i + 4] for i in range(0, len(cred.secret), 4))
     return render("auth/enrol.html", status_code=422 if error else 200, error=error,
                   secret=grouped, qr_svg=totp.qr_svg(uri), uri=uri)
+
+
+@bp.route("/mon-compte/double-authentification", methods=["GET", "POST"])
+@authenticated
+def manage():
+    """Own second factor: status and new recovery codes (needs a current code)."""
+    user = current_user.user
+    enrolled = twofactor.is_enrolled(db.session, user)
+    error = None
+    if enrolled and request.method == "POST":
+        _check_throttle(user)
+        try:
+            twofactor.verify(db.session, user, request.form.get("code", "")[:64])
+        except InvalidInput as exc:
+            db.session.rollback()
+            _throttle().failure(second_factor=str(user.id))
+            error = exc.message
+        else:
+            codes = twofactor.new_recovery_codes(db.session, user)
+            db.session.commit()
+            return render("auth/recovery_codes.html", codes=codes,
+                          next_url=url_for("auth.account"), regenerated=True)
+    return render("auth/second_factor_manage.html", status_code=422 if error else 200,
+                  error=error, enrolled=enrolled,
+                  required=twofactor.required(db.session, user),
+                  remaining=twofactor.remaining_recovery_codes(db.session, user))
