@@ -24,6 +24,13 @@ def format_eur(cents: int | None) -> str:
     return f"{sign}{format_count(euros)},{rest:02d}{NBSP}€"
 
 
+def format_pct(value: float | None, digits: int = 1) -> str:
+    """12.5 → '12,5 %' (French decimal comma, no-break space)."""
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}".replace(".", ",") + f"{NNBSP}%"
+
+
 def format_date(value: dt.date | dt.datetime | None) -> str:
     if value is None:
         return "–"

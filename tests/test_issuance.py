@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from helpers import issued_and_activated, new_programme, programme, tenant
-from portal.domain import custody, issuance, keys, ledger, serials
+from portal.domain import custody, issuance, keys, serials
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
 from portal.models import Carnet, LedgerEntry, Pass, PassOrder

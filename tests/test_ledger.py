@@ -1,8 +1,6 @@
 """The custody ledger: append-only in the database, tamper-evident by HMAC chain."""
 from __future__ import annotations
 
-import base64
-import datetime as dt
 
 import pytest
 import sqlalchemy as sa

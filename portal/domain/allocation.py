@@ -35,6 +35,7 @@ from portal.domain import calendar, custody, ledger
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.permissions import TenantKind
+from portal.formatting import format_count
 from portal.models import (Carnet, Convention, ConventionEvent, HubOpinion, OpinionKind, Pass,
                            Programme, Sanction, SanctionKind, Shipment, Tenant, Tranche,
                            TrancheKind, TrancheStatus)
@@ -392,7 +393,7 @@ def abondement_candidates(session: Session, programme: Programme, today: dt.date
         elif convention.id in pending:
             reason = "Une tranche est déjà en cours pour cette commune."
         elif not c.reaches(programme.abondement_threshold_pct):
-            reason = (f"{c.to_threshold(programme.abondement_threshold_pct)} pass consommés "
+            reason = (f"{format_count(c.to_threshold(programme.abondement_threshold_pct))} pass consommés "
                       f"manquent pour atteindre {programme.abondement_threshold_pct} %.")
         elif quantity == 0:
             reason = note

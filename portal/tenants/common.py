@@ -16,6 +16,19 @@ def members_of(tenant: Tenant) -> list[Membership]:
         .options(sa.orm.contains_eager(Membership.user)).order_by(User.full_name)).scalars())
 
 
+def set_referent_from_form(convention):
+    """The référent form, posted by the commune or by the Métropole (art. 7)."""
+    from portal.domain import allocation
+    from portal.web import forms
+    from portal.web.actor import current_actor
+    from portal.web.clock import today
+    return allocation.set_referent(
+        db.session, convention, name=forms.text("referent_name", "Nom du référent"),
+        email=forms.text("referent_email", "Courriel du référent", max_length=254),
+        phone=forms.text("referent_phone", "Téléphone du référent", max_length=30),
+        on=today(), actor=current_actor())
+
+
 def add_common_views(bp: TenantBlueprint) -> None:
     @bp.route("/membres", permission=Permission.MANAGE_MEMBERS)
     def members():

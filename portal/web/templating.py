@@ -8,12 +8,13 @@ from flask_login import current_user
 
 from portal.domain import accounts
 from portal.extensions import db
-from portal.formatting import format_count, format_date, format_datetime, format_eur
+from portal.formatting import format_count, format_date, format_datetime, format_eur, format_pct
 
 
 def init_app(app):
     app.jinja_env.filters.update(
-        eur=format_eur, date_fr=format_date, datetime_fr=format_datetime, count=format_count)
+        eur=format_eur, date_fr=format_date, datetime_fr=format_datetime, count=format_count,
+        pct=format_pct)
 
     @app.context_processor
     def layout_context():

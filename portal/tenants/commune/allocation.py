@@ -12,6 +12,7 @@ from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.models import Convention, Tenant, Tranche
 from portal.tenants.commune import bp
+from portal.tenants.common import set_referent_from_form
 from portal.web import forms
 from portal.web.actor import current_actor
 from portal.web.clock import today
@@ -44,11 +45,7 @@ def convention(convention_id: int):
           permission=Permission.DESIGNATE_REFERENT)
 def set_referent(convention_id: int):
     found = get_or_404(Convention, convention_id)
-    event = allocation.set_referent(
-        db.session, found, name=forms.text("referent_name", "Nom du référent"),
-        email=forms.text("referent_email", "Courriel du référent", max_length=254),
-        phone=forms.text("referent_phone", "Téléphone du référent", max_length=30),
-        on=today(), actor=current_actor())
+    event = set_referent_from_form(found)
     db.session.commit()
     notifications.referent_changed(found, event.summary)
     flash("Référent enregistré ; la Métropole en est informée.", "success")

@@ -11,6 +11,7 @@ from portal.extensions import db
 from portal.models import (Convention, ConventionEvent, Programme, ProgrammePerimeter, Sanction,
                            SanctionKind, Tenant, Tranche)
 from portal.tenants.metropole import bp
+from portal.tenants.common import set_referent_from_form
 from portal.web import forms
 from portal.web.actor import current_actor
 from portal.web.clock import today
@@ -157,11 +158,7 @@ def order_sanction(convention_id: int):
           permission=Permission.MANAGE_CONVENTIONS)
 def set_referent(convention_id: int):
     found = get_or_404(Convention, convention_id)
-    event = allocation.set_referent(
-        db.session, found, name=forms.text("referent_name", "Nom du référent"),
-        email=forms.text("referent_email", "Courriel du référent", max_length=254),
-        phone=forms.text("referent_phone", "Téléphone du référent", max_length=30),
-        on=today(), actor=current_actor())
+    event = set_referent_from_form(found)
     db.session.commit()
     flash(event.summary, "success")
     return redirect_to(url_for(".convention", convention_id=found.id))
