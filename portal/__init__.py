@@ -48,7 +48,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     if app.testing:
         app.extensions["outbox"] = []
 
-    from portal.web import errors, gate, headers, templating
+    from portal.web import converters, errors, gate, headers, templating
+    converters.init_app(app)
+    from portal.web import input_guard
+    input_guard.init_app(app)
     gate.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
@@ -58,6 +61,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.auth import identity  # noqa: F401  (registers the user loader)
     from portal.tenants import register_tenant_blueprints
     app.register_blueprint(auth.bp)
+    from portal.auth.twofactor import bp as second_factor_bp
+    app.register_blueprint(second_factor_bp)
     app.register_blueprint(public.bp)
     from portal import opendata_views
     app.register_blueprint(opendata_views.bp)

@@ -163,3 +163,5 @@ def init_app(app):
     cli_operateurs.init_app(app)
     from portal.reporting import monthly_report_command
     app.cli.add_command(monthly_report_command)
+    from portal.security import cli as security_cli
+    security_cli.init_app(app)

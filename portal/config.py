@@ -77,9 +77,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": https,
         "PASSWORD_RESET_MAX_AGE": 30 * 60,
-        # (failures allowed, window in seconds) per throttle key.
+        # (failures allowed, window in seconds) per throttle key. Policy
+        # (docs/SECURITY.md): strict per account+IP, loose and short per
+        # account, so that a third party cannot lock a user out for long.
         "LOGIN_THROTTLE": {"per_ip": (30, 900), "per_account_ip": (5, 900),
-                           "per_account": (50, 900), "pass_check": (20, 600)},
+                           "per_account": (100, 300), "pass_check": (20, 600)},
         # Number of reverse proxies in front of the app whose X-Forwarded-* to trust.
         "PORTAL_PROXIES": int(env.get("PORTAL_PROXIES", "0") or 0),
         # Where print jobs write their PDFs (shared by every worker).

@@ -19,6 +19,9 @@ from portal.domain.permissions import Role, TenantKind
 from portal.models import OpinionKind, ProgrammePerimeter, Tenant
 
 DEMO_PASSWORD = "demo-pass-numerique"
+# Second factor of the demo administrators (development only: the demo data
+# cannot be loaded with PORTAL_ENV=production). Printed in the README.
+DEMO_TOTP_SECRET = "DEMOPASSNUMERIQUEDEVONLYMGPAPTIC"
 DOMAIN = "demo.pass-numerique.fr"
 
 # (slug, name, mairie address, postal code, INSEE code)
@@ -195,6 +198,10 @@ def load_demo_data(session: Session) -> bool:
     _user(session, "aptic.agent", "Thomas Icard", aptic, Role.APTIC_AGENT, pw)
     _user(session, "hub.admin", "Hélène Bruneau", hub, Role.HUB_ADMIN, pw)
     _user(session, "hub.agent", "Hugo Fabre", hub, Role.HUB_AGENT, pw)
+    from portal.security import twofactor
+    for local in ("mgp.admin", "aptic.admin", "hub.admin"):
+        twofactor.enrol_with_secret(session, accounts.find_user(session, f"{local}@{DOMAIN}"),
+                                    DEMO_TOTP_SECRET)
 
     for index, (slug, city, address, postal_code, insee) in enumerate(COMMUNES):
         commune = Tenant(kind=TenantKind.COMMUNE, slug=slug, name=city, parent_id=mgp.id,

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests need, when missing.
+# Install the Debian packages the tests need, when missing:
+#   poppler-utils (pdftoppm: PDF checks), chromium (browser tests, driven by
+#   Playwright with executable_path=/usr/bin/chromium — never `playwright install`).
 set -euo pipefail
-packages=(poppler-utils)
-commands=(pdftoppm)
+packages=(poppler-utils chromium)
+commands=(pdftoppm chromium)
 missing=()
 for i in "${!commands[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
 done
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "system-deps: missing ${missing[*]} and not root: install them with apt-get (tests needing them will fail)." >&2
+  echo "system-deps: missing ${missing[*]} and not root: install them with apt-get (tests needing them will fail or be skipped)." >&2
   exit 0
 fi
 echo "system-deps: installing ${missing[*]}"
 apt-get update -qq >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -214,7 +214,7 @@ def test_tampered_reset_token_is_refused(browser):
 
 
 def test_open_redirect_after_login_is_ignored(browser):
-    response = browser.post("/connexion", {"email": "mgp.admin@demo.pass-numerique.fr",
+    response = browser.post("/connexion", {"email": "mgp.agent@demo.pass-numerique.fr",
                                            "password": "demo-pass-numerique",
                                            "next": "//evil.example/"})
     assert response.status_code == 303

@@ -13,7 +13,9 @@ from portal.domain import accounts
 from portal.domain.errors import InvalidInput
 from portal.extensions import db
 from portal.mail import send_mail
+from portal.auth import twofactor as second_factor
 from portal.auth.identity import SignedInUser
+from portal.security import twofactor
 from portal.web import forms
 from portal.web.gate import URL_SEGMENT, authenticated, public
 from portal.web.render import render
@@ -65,6 +67,8 @@ def login():
                       next=_safe_next(request.form.get("next")),
                       error="Adresse électronique ou mot de passe incorrect.")
     throttle.reset(per_account_ip=f"{email}|{ip}")
+    if twofactor.required(db.session, user):
+        return second_factor.begin(user, _safe_next(request.form.get("next")))
     auth = accounts.open_session(db.session, user, request.user_agent.string)
     db.session.commit()
     session.clear()

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import jsonify, make_response, render_template, request
+from flask import g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.domain.errors import DomainError
-from portal.extensions import db, htmx
+from portal.extensions import db, htmx, login_manager
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,9 @@ def init_app(app):
     def database_unavailable(error):
         log.error("database unavailable: %s", error.__class__.__name__, exc_info=True)
         _rollback()
+        # Render the page as for an anonymous visitor: loading the signed-in
+        # user (layout, menus) would hit the lost database again.
+        g._login_user = login_manager.anonymous_user()
         return error_response(503, headers={"Retry-After": "5"})
 
     @app.errorhandler(Exception)

@@ -13,6 +13,7 @@ from flask import request
 from portal.domain.errors import InvalidInput
 
 _MAX_TEXT = 2000
+_MAX_INTEGER = 2**31 - 1
 
 
 def _raw(name: str) -> str:
@@ -41,6 +42,9 @@ def integer(name: str, label: str, *, minimum: int | None = None,
     if not re.fullmatch(r"[+-]?\d{1,12}", value):
         raise InvalidInput(f"« {label} » doit être un nombre entier.", field=name)
     number = int(value)
+    if maximum is None and abs(number) > _MAX_INTEGER:
+        # Beyond a database INTEGER (PostgreSQL would refuse it with a 500).
+        raise InvalidInput(f"« {label} » est trop grand.", field=name)
     if minimum is not None and number < minimum:
         raise InvalidInput(f"« {label} » doit être au moins {minimum}.", field=name)
     if maximum is not None and number > maximum:
