@@ -115,8 +115,8 @@ def _assert_sane(response, where):
         assert "Traceback" not in text and "Internal Server Error" not in text, where
         if "<html" in text:
             assert 'lang="fr"' in text, where
-        else:  # htmx fragment
-            assert 'class="alert' in text, where
+        else:  # htmx fragment: an alert, or a scan result announced as one
+            assert 'class="alert' in text or 'role="alert"' in text, where
     if response.status_code >= 400 and response.mimetype == "application/json":
         assert response.json.get("message"), where
 
