@@ -179,19 +179,19 @@ def insert_passes(session: Session, programme: Programme, rows: list[dict], *, h
     serial order. Used by ``portal.domain.issuance`` only."""
     now = now or utcnow()
     head = ledger.lock_head(session, programme.id)
-    for row in rows:
-        row.update(programme_id=programme.id, state=S.EMIS, holder_id=holder_id,
-                   state_changed_at=now)
+    common = dict(programme_id=programme.id, state=S.EMIS, holder_id=holder_id,
+                  state_changed_at=now)
     token = _in_custody.set(True)
     try:
-        ids = session.execute(
-            sa.insert(Pass).returning(Pass.id, sort_by_parameter_order=True), rows).scalars().all()
+        created = _insert_pass_rows(session, rows, common)
     finally:
         _in_custody.reset(token)
-    triples = [(pid, S.EMIS, holder_id, row["serial"]) for pid, row in zip(ids, rows)]
-    rollups.add_positions(session, programme.id, {(None, S.EMIS, holder_id): len(ids)})
-    rollups.add_flow(session, programme.id, None, N.EMISSION, now, len(ids),
-                     len(ids) * programme.face_value_cents)
+    if len(created) != len(rows):
+        raise RuntimeError(f"{len(created)} pass created instead of {len(rows)}")
+    triples = [(pid, S.EMIS, holder_id, serial) for pid, serial in created]
+    rollups.add_positions(session, programme.id, {(None, S.EMIS, holder_id): len(created)})
+    rollups.add_flow(session, programme.id, None, N.EMISSION, now, len(created),
+                     len(created) * programme.face_value_cents)
     for run in runs_of(triples):
         ledger.append(session, programme_id=programme.id, nature=N.EMISSION, actor=actor,
                       from_state=None, from_holder_id=None, to_state=S.EMIS,
@@ -200,7 +200,36 @@ def insert_passes(session: Session, programme: Programme, rows: list[dict], *, h
                       serial_last=run.serial_last, count=run.count,
                       amount_cents=run.count * programme.face_value_cents,
                       ref_type=ref_type, ref_id=ref_id, created_at=now, head=head)
-    return len(ids)
+    return len(created)
+
+
+# Columns that vary from pass to pass; the others are the same for a whole insert.
+_PASS_ROW_COLUMNS = ("carnet_id", "index_in_carnet", "serial", "key_id")
+
+
+def _insert_pass_rows(session: Session, rows: list[dict], common: dict) -> list[tuple[int, str]]:
+    """Insert the pass ``rows`` (+ ``common`` values); returns their (id, serial)
+    sorted by id. PostgreSQL: one INSERT … SELECT FROM unnest(<one array per
+    column>), since psycopg parses every multi-row VALUES statement of an
+    executemany (155 000 pass: 12 s instead of 32). Elsewhere: an executemany
+    with RETURNING. Ids come back with their serials: no order is relied on."""
+    table = Pass.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+        arrays = [sa.bindparam(f"p_{name}", [row[name] for row in rows],
+                               type_=ARRAY(table.c[name].type)) for name in _PASS_ROW_COLUMNS]
+        source = sa.func.unnest(*arrays).table_valued(*_PASS_ROW_COLUMNS).render_derived()
+        select = sa.select(*(source.c[name] for name in _PASS_ROW_COLUMNS),
+                           *(sa.literal(value, table.c[name].type)
+                             for name, value in common.items()))
+        result = session.execute(
+            sa.insert(table).from_select([*_PASS_ROW_COLUMNS, *common], select)
+            .returning(table.c.id, table.c.serial))
+    else:
+        for row in rows:
+            row.update(common)
+        result = session.execute(sa.insert(table).returning(table.c.id, table.c.serial), rows)
+    return sorted(result.tuples().all())
 
 
 def state_counts(session: Session, programme_id: int) -> dict[tuple[S, int | None], int]:

@@ -176,15 +176,26 @@ def order_carnets(session: Session, programme: Programme, carnet_count: int, *,
                       key_id=ring.active_id, ordered_at=now, ordered_by_id=actor.user_id)
     session.add(order)
     session.flush()
-    numbers = range(last + 1, last + carnet_count + 1)
-    carnet_ids = session.execute(
-        sa.insert(Carnet).returning(Carnet.id, sort_by_parameter_order=True),
-        [{"programme_id": programme.id, "order_id": order.id, "number": n} for n in numbers]
-    ).scalars().all()
+    # One INSERT … SELECT over the carnet numbers (a recursive CTE, on SQLite and
+    # PostgreSQL alike) rather than one parameter set per carnet.
+    carnets = Carnet.__table__
+    numbers = sa.select(sa.literal(last + 1, sa.Integer).label("n")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(sa.select(numbers.c.n + 1)
+                                .where(numbers.c.n < last + carnet_count))
+    carnet_ids = dict(session.execute(
+        sa.insert(carnets).from_select(
+            ["programme_id", "order_id", "number"],
+            sa.select(sa.literal(programme.id, sa.Integer), sa.literal(order.id, sa.Integer),
+                      numbers.c.n))
+        .returning(carnets.c.number, carnets.c.id)).tuples().all())
+    if len(carnet_ids) != carnet_count:
+        raise RuntimeError(f"{len(carnet_ids)} carnets created instead of {carnet_count}")
     rows = []
     prefix, kid = programme.prefix, ring.active_id
-    for carnet_id, number in zip(carnet_ids, numbers):
-        for index in range(1, programme.pass_per_carnet + 1):
+    indexes = range(1, programme.pass_per_carnet + 1)
+    for number in range(last + 1, last + carnet_count + 1):
+        carnet_id = carnet_ids[number]
+        for index in indexes:
             rows.append({"carnet_id": carnet_id, "index_in_carnet": index, "key_id": kid,
                          "serial": serials.format_serial(prefix, number, index)})
     custody.insert_passes(session, programme, rows, holder_id=programme.issuer_id, actor=actor,
