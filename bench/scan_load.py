@@ -82,7 +82,9 @@ def prepare(carnets: int) -> tuple[list[str], list[str]]:
             Programme.prefix == "MGP2")).scalar_one()
         ccas = db.session.execute(sa.select(Tenant).where(Tenant.slug == "bondy-ccas")).scalar_one()
         user = accounts.find_user(db.session, "prescripteur.bondy-ccas@demo.pass-numerique.fr")
-        numbers = list(range(1, carnets + 1))
+        # carnets still whole in the Métropole's stock (the demo data ships some)
+        from portal.domain.allocation import available_carnet_numbers
+        numbers = available_carnet_numbers(db.session, programme, carnets)
         for start in range(0, len(numbers), 100):
             distribute_carnets(db.session, programme, ccas.parent, ccas,
                                numbers[start:start + 100], user.id)
