@@ -51,6 +51,7 @@ TRANSITIONS: dict[N, tuple[frozenset[S], S]] = {
                    S.EXPIRE),
 }
 
+_PASSES = Pass.__table__   # Core statements on the scan hot path
 _in_custody = contextvars.ContextVar("in_custody", default=False)
 
 
@@ -268,10 +269,9 @@ def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: s
     token = _in_custody.set(True)
     try:
         result = session.execute(
-            sa.update(Pass).where(Pass.id == pass_id, Pass.state == S.DISTRIBUE)
+            _PASSES.update().where(_PASSES.c.id == pass_id, _PASSES.c.state == S.DISTRIBUE)
             .values(state=S.SCANNE, holder_id=structure_id, state_changed_at=now)
-            .returning(Pass.commune_id)
-            .execution_options(synchronize_session=False))
+            .returning(_PASSES.c.commune_id))
         updated = result.first()
     finally:
         _in_custody.reset(token)

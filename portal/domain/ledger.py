@@ -78,14 +78,29 @@ def create_chain(session: Session, programme_id: int) -> None:
     session.flush()
 
 
-def lock_head(session: Session, programme_id: int) -> LedgerHead:
+@dataclass
+class Head:
+    """The chain head as locked for this transaction (plain values: the
+    head row is written with Core statements, never through the ORM)."""
+    programme_id: int
+    seq: int
+    mac: str
+
+
+_HEADS = LedgerHead.__table__
+_ENTRIES = LedgerEntry.__table__
+_INSERT_ENTRY = _ENTRIES.insert()
+_LOCK_HEAD = (sa.select(_HEADS.c.seq, _HEADS.c.mac)
+              .where(_HEADS.c.programme_id == sa.bindparam("programme_id")).with_for_update())
+_SET_HEAD = (_HEADS.update().where(_HEADS.c.programme_id == sa.bindparam("p_id"))
+             .values(seq=sa.bindparam("new_seq"), mac=sa.bindparam("new_mac")))
+
+
+def lock_head(session: Session, programme_id: int) -> Head:
     """Lock the chain head for the rest of the transaction (PostgreSQL row
     lock; SQLite transactions are already serialised by BEGIN IMMEDIATE)."""
-    head = session.execute(
-        sa.select(LedgerHead).where(LedgerHead.programme_id == programme_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)).scalar_one()
-    return head
+    seq, mac = session.execute(_LOCK_HEAD, {"programme_id": programme_id}).one()
+    return Head(programme_id, seq, mac)
 
 
 def append(session: Session, *, programme_id: int, nature: Nature, actor: Actor,
@@ -94,7 +109,7 @@ def append(session: Session, *, programme_id: int, nature: Nature, actor: Actor,
            pass_first_id: int, pass_last_id: int, serial_first: str, serial_last: str,
            count: int, amount_cents: int, ref_type: str = "", ref_id: int | None = None,
            reason: str = "", created_at: dt.datetime | None = None,
-           head: LedgerHead | None = None, commune_id: int | None = None) -> int:
+           head: Head | None = None, commune_id: int | None = None) -> int:
     """Append one entry; returns its seq. Call it last in the transaction
     to keep the head lock short."""
     head = head or lock_head(session, programme_id)
@@ -115,9 +130,9 @@ def append(session: Session, *, programme_id: int, nature: Nature, actor: Actor,
     }
     row["prev_mac"] = head.mac
     row["mac"] = _mac(keys.ledger_key(), head.mac, tuple(row[f] for f in _FIELDS))
-    session.execute(sa.insert(LedgerEntry), [row])
-    session.execute(sa.update(LedgerHead).where(LedgerHead.programme_id == programme_id)
-                    .values(seq=seq, mac=row["mac"]))
+    # Core statements: no ORM unit of work on the hot path (scans).
+    session.execute(_INSERT_ENTRY, row)
+    session.execute(_SET_HEAD, {"p_id": programme_id, "new_seq": seq, "new_mac": row["mac"]})
     head.seq, head.mac = seq, row["mac"]
     return seq
 
@@ -305,7 +320,7 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
             elif macs_at.get(a.head_seq) != a.head_mac:
                 problems.append(f"{label} : l'écriture n° {a.head_seq} ne correspond plus à la "
                                 "clôture (journal réécrit)")
-        head = session.get(LedgerHead, pid)
+        head = session.get(LedgerHead, pid, populate_existing=True)
         if head is not None and (head.seq != last_seq or head.mac != prev):
             if head.seq > last_seq:
                 problems.append(f"programme {pid} : la tête de chaîne mentionne l'écriture "

@@ -377,7 +377,8 @@ def close_period(session: Session, mandate: Mandate, start: dt.date, end: dt.dat
     statement = build_statement(session, mandate, start, end, today)
     heads = {str(h.programme_id): {"seq": h.seq, "mac": h.mac} for h in session.execute(
         sa.select(LedgerHead).where(LedgerHead.programme_id.in_(
-            [p.id for p in programmes_of_mandate(session, mandate)]))).scalars()}
+            [p.id for p in programmes_of_mandate(session, mandate)]))
+        .execution_options(populate_existing=True)).scalars()}
     closure = RedditionClosure(mandate_id=mandate.id, period_start=start, period_end=end,
                                statement_sha256=statement.sha256(), ledger_heads=heads,
                                closed_by_id=actor.user_id)

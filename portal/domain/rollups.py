@@ -39,12 +39,38 @@ def circulation_delta(from_state, to_state, count: int) -> int:
             - (count if from_state is not None and PassState(from_state) in CIRCULATION else 0))
 
 
-def _insert(session: Session, model):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(model)
+_POSITIONS = PositionCount.__table__
+_FLOWS = FlowCount.__table__
+
+
+_UPSERTS: dict[tuple[str, str], sa.sql.Executable] = {}
+
+
+def _upsert(session: Session, which: str):
+    """``INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n`` on either
+    table, built once per dialect (Core, no ORM bulk machinery: every scan
+    comes here)."""
+    dialect = session.get_bind().dialect.name
+    stmt = _UPSERTS.get((dialect, which))
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        if which == "positions":
+            stmt = insert(_POSITIONS)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["programme_id", "commune_id", "state", "holder_id"],
+                set_={"count": _POSITIONS.c.count + stmt.excluded.count})
+        else:
+            stmt = insert(_FLOWS)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["programme_id", "commune_id", "day", "nature"],
+                set_={"count": _FLOWS.c.count + stmt.excluded.count,
+                      "amount_cents": _FLOWS.c.amount_cents + stmt.excluded.amount_cents,
+                      "circulation": _FLOWS.c.circulation + stmt.excluded.circulation})
+        _UPSERTS[(dialect, which)] = stmt
+    return stmt
 
 
 def add_positions(session: Session, programme_id: int,
@@ -57,25 +83,16 @@ def add_positions(session: Session, programme_id: int,
                                                   item[0][2] or 0)) if n]
     if not rows:
         return
-    stmt = _insert(session, PositionCount)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["programme_id", "commune_id", "state", "holder_id"],
-        set_={"count": PositionCount.count + stmt.excluded.count})
-    session.execute(stmt, rows)
+    session.execute(_upsert(session, "positions"), rows)
 
 
 def add_flow(session: Session, programme_id: int, commune_id: int | None, nature: Nature,
              at: dt.datetime, count: int, amount_cents: int, circulation: int = 0) -> None:
     day = at.astimezone(PARIS).date()
-    stmt = _insert(session, FlowCount).values(
-        programme_id=programme_id, commune_id=commune_id or 0, day=day, nature=Nature(nature),
-        count=count, amount_cents=amount_cents, circulation=circulation)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["programme_id", "commune_id", "day", "nature"],
-        set_={"count": FlowCount.count + stmt.excluded.count,
-              "amount_cents": FlowCount.amount_cents + stmt.excluded.amount_cents,
-              "circulation": FlowCount.circulation + stmt.excluded.circulation})
-    session.execute(stmt)
+    session.execute(_upsert(session, "flows"), {
+        "programme_id": programme_id, "commune_id": commune_id or 0, "day": day,
+        "nature": Nature(nature), "count": count, "amount_cents": amount_cents,
+        "circulation": circulation})
 
 
 # ---------------------------------------------------------------- recounts

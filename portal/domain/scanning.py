@@ -51,6 +51,8 @@ _HANDED_OUT_BY = (sa.select(LedgerEntry.actor_user_id)
 _SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id", "service_id",
                  "service_name", "user_id", "api_token_id", "channel", "amount_cents",
                  "previous_holder_id", "scanned_at", "recorded_at")
+_SCANS = Scan.__table__
+_IDEMPOTENCY_RECORDS = IdempotencyRecord.__table__
 _PASS_BY_SERIAL = (sa.select(Pass).options(sa.orm.joinedload(Pass.programme))
                    .where(Pass.serial == _bp("serial")))
 _IDEMPOTENCY = (sa.select(IdempotencyRecord.fingerprint, IdempotencyRecord.status_code,
@@ -303,8 +305,8 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
         # A Core INSERT (no unit of work on the hot path); the live-scan
         # UNIQUE index is the second wall.
         scan.id = session.execute(
-            sa.insert(Scan).returning(Scan.id),
-            [{column: getattr(scan, column) for column in _SCAN_COLUMNS}]).scalar_one()
+            _SCANS.insert().returning(_SCANS.c.id),
+            {column: getattr(scan, column) for column in _SCAN_COLUMNS}).scalar_one()
         if outside:
             verdict.anomalies.append(anomalies.flag_outside_perimeter(session, scan))
         burst = anomalies.flag_carnet_burst(session, scan, programme, now)
@@ -373,7 +375,7 @@ def consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
         # Written before the ledger entry: the chain head stays locked only
         # for the entry, the head update and the commit.
         stored["body"] = verdict.as_json()
-        session.execute(sa.insert(IdempotencyRecord), [{
+        session.execute(_IDEMPOTENCY_RECORDS.insert(), [{
             "structure_id": structure_id, "key": key, "fingerprint": fingerprint,
             "status_code": 201, "body": stored["body"]}])
 
