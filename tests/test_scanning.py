@@ -336,3 +336,44 @@ def test_operateur_admin_pages(app, browser):
     with app.app_context():
         profile = operateurs.profile_of(db.session, structure(db.session), create=False)
         assert profile.is_public_body and profile.legal_representative == "Jeanne Martin"
+
+
+def test_deadlock_victim_is_run_again_and_written_once(app, api, monkeypatch):
+    """PostgreSQL may abort a scan that waits on an opposition holding the
+    ledger head (40P01): nothing was written, so the scan runs again. When
+    every attempt is aborted the client gets the French 503 and may retry
+    with the same key; nothing is half-written."""
+    import psycopg
+
+    from portal.domain import custody
+    client, headers, service_id, ids = api
+    real = custody.scan_pass
+    calls = {"n": 0, "fail": 1}
+
+    def flaky(session, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] <= calls["fail"]:
+            session.execute(sa.text("SELECT 1"))    # something ran in the transaction
+            raise sa.exc.OperationalError("UPDATE passes …", {}, psycopg.errors.DeadlockDetected(
+                "deadlock detected"))
+        return real(session, *args, **kwargs)
+    monkeypatch.setattr(custody, "scan_pass", flaky)
+
+    first = _consume(client, headers, {"code": _code(app, ids[0]), "service_id": service_id}, "d-1")
+    assert first.status_code == 201 and first.json["message"] == "Pass validé"
+    assert calls["n"] == 2
+
+    calls.update(n=0, fail=scanning.TRANSIENT_ATTEMPTS)
+    body = {"code": _code(app, ids[1]), "service_id": service_id}
+    down = _consume(client, headers, body, "d-2")
+    assert down.status_code == 503 and calls["n"] == scanning.TRANSIENT_ATTEMPTS
+    with app.app_context():
+        assert db.session.get(Pass, ids[1]).state is PassState.DISTRIBUE
+        assert db.session.execute(sa.select(sa.func.count()).select_from(Scan)).scalar() == 1
+    calls.update(n=0, fail=0)
+    retried = _consume(client, headers, body, "d-2")
+    assert retried.status_code == 201
+    with app.app_context():
+        assert db.session.execute(sa.select(sa.func.count()).select_from(Scan)).scalar() == 2
+        assert db.session.execute(sa.select(sa.func.count()).select_from(LedgerEntry).where(
+            LedgerEntry.nature == Nature.SCAN)).scalar() == 2

@@ -355,8 +355,31 @@ def validate_key(key: str | None) -> str:
     return key
 
 
+# PostgreSQL aborts one of two transactions that wait on each other (a scan
+# locks its pass then the ledger head; an opposition or a statement locks
+# the head then the pass): nothing of the aborted one is written, so it is
+# run again, like a phone retrying with the same key would.
+_TRANSIENT = frozenset({"40P01", "40001"})   # deadlock_detected, serialization_failure
+TRANSIENT_ATTEMPTS = 3
+
+
 def consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
                  now: dt.datetime | None = None) -> Outcome:
+    """``_consume_once``, run again (at most ``TRANSIENT_ATTEMPTS`` times)
+    when PostgreSQL aborted it as a deadlock victim or serialization failure."""
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            return _consume_once(session, data, scanner, key, now)
+        except sa.exc.OperationalError as error:
+            if attempt == TRANSIENT_ATTEMPTS or \
+                    getattr(error.orig, "sqlstate", None) not in _TRANSIENT:
+                raise
+            session.rollback()
+    raise AssertionError("unreachable")
+
+
+def _consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
+                  now: dt.datetime | None = None) -> Outcome:
     """Consume with a client-generated key (API, scan page, offline sync).
 
     The first answer — success or refusal — is stored with the key and
