@@ -8,8 +8,8 @@ PostgreSQL (production): psycopg 3, READ COMMITTED; ``pool_pre_ping`` so
 that connections killed by a restart of the server are replaced unseen, and
 a connect timeout (``DATABASE_CONNECT_TIMEOUT``, 5 s) so that an unreachable
 server is a French 503 quickly instead of a request hanging for psycopg's
-default 130 s, past gunicorn's worker timeout (the worker is killed and the
-client gets no answer at all).
+default 130 s, past gunicorn's worker timeout (the worker is aborted and the
+client gets gunicorn's bare English 500 page).
 """
 from __future__ import annotations
 
