@@ -31,7 +31,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.extensions import csrf, db, htmx, login_manager
 
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
-                          database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+                          database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"],
+                                                  app.config["DATABASE_CONNECT_TIMEOUT"]))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
     db.init_app(app)

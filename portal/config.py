@@ -63,6 +63,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(
             env.get("DATABASE_URL", default_db)),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        # PostgreSQL: seconds to wait for a connection before the French 503
+        # (must stay well under gunicorn's worker timeout, 30 s by default).
+        "DATABASE_CONNECT_TIMEOUT": int(env.get("DATABASE_CONNECT_TIMEOUT", "5") or 5),
         "REDIS_URL": env.get("REDIS_URL") or None,
         # Base of the URL printed in QR codes (uppercase keeps QR alphanumeric mode).
         "PASS_BASE_URL": env.get("PASS_BASE_URL", "HTTP://127.0.0.1:5000"),

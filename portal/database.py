@@ -4,7 +4,12 @@ SQLite (embedded default): WAL, a busy timeout, foreign keys, and the
 SQLAlchemy recipe that takes the write lock at BEGIN (``BEGIN IMMEDIATE``)
 so that concurrent writers wait instead of failing with "database is
 locked" (measured in docs/ENGINEERING notes: 0 errors, 0 doubles).
-PostgreSQL (production): psycopg 3, READ COMMITTED, nothing special here.
+PostgreSQL (production): psycopg 3, READ COMMITTED; ``pool_pre_ping`` so
+that connections killed by a restart of the server are replaced unseen, and
+a connect timeout (``DATABASE_CONNECT_TIMEOUT``, 5 s) so that an unreachable
+server is a French 503 quickly instead of a request hanging for psycopg's
+default 130 s, past gunicorn's worker timeout (the worker is aborted and the
+client gets gunicorn's bare English 500 page).
 """
 from __future__ import annotations
 
@@ -12,13 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 5
 
 
-def engine_options(url: str) -> dict:
+def engine_options(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                  "check_same_thread": False}}
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": connect_timeout}}
 
 
 def configure_engine(engine: sa.engine.Engine) -> None:

@@ -122,6 +122,31 @@ def test_postgresql_outage_is_a_503_then_recovers(fast_fail_app):
     assert fast_fail_app.test_client().get("/healthz").status_code == 200
 
 
+def test_unanswering_postgresql_is_a_503_within_the_connect_timeout():
+    """A PostgreSQL server that accepts TCP but never answers (frozen host,
+    half-open network): without a connect timeout psycopg waits 130 s, past
+    gunicorn's worker timeout, and the client gets no answer at all. Needs
+    no database server: a bare listening socket plays the frozen one."""
+    assert make_app("postgresql+psycopg://postgres@127.0.0.1:1/x").config[
+        "SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {"connect_timeout": 5}
+    with __import__("socket").socket() as frozen:
+        frozen.bind(("127.0.0.1", 0))
+        frozen.listen(8)          # the kernel accepts; nobody ever speaks
+        port = frozen.getsockname()[1]
+        app = make_app(f"postgresql+psycopg://postgres@127.0.0.1:{port}/portal",
+                       DATABASE_CONNECT_TIMEOUT=2)   # libpq's minimum
+        try:
+            started = time.monotonic()
+            assert app.test_client().get("/healthz").status_code == 503
+            _assert_503_french(Browser(app).post("/connexion", {
+                "email": "mgp.agent@demo.pass-numerique.fr",
+                "password": "demo-pass-numerique"}))
+            assert time.monotonic() - started < 12   # 2 × 2 s, far from 130 s
+        finally:
+            with app.app_context():
+                db.engine.dispose()
+
+
 def _stock_equation_holds(session, programme_id):
     report = ledger.verify(session, programme_id)
     assert report.ok, report.problems
