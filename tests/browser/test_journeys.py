@@ -136,9 +136,14 @@ def main_text(watch: PageWatch) -> str:
 
 
 def assert_clean(watch: PageWatch, allowed: tuple[str, ...] = ()):
+    """No CSP violation and no console error on any page of the session, and
+    no serious accessibility violation (axe-core) on the page it ends on."""
     assert watch.csp_violations() == []
     errors = [m for m in watch.errors() if not any(a in m for a in allowed)]
     assert errors == []
+    serious = [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in watch.run_axe()
+               if v["impact"] in ("serious", "critical")]
+    assert serious == [], watch.page.url
 
 
 def last_month_noon(day: int = 15) -> dt.datetime:
