@@ -335,7 +335,7 @@ def test_aptic_grants_montreuils_habilitation_request(app, watched, chromium, li
         page.wait_for_load_state()
         assert "Demande accordée." in main_text(watched)
         row = page.locator("table tbody tr", has_text=agent_name)
-        assert "Accordée" in row.inner_text() or "accordée" in row.inner_text()
+        assert "accordée" in row.locator("td").nth(4).inner_text()
         assert row.get_by_role("button").count() == 0
 
         with App(app) as session:
