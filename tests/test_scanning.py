@@ -277,6 +277,25 @@ def test_scan_page_tests_and_consumes_with_htmx(app, browser):
         assert 400 <= response.status_code < 500, data
 
 
+def test_manual_entry_is_recorded_as_typed_not_as_the_pages_default_channel(app, browser):
+    """The form's hidden "channel" says douchette until scan.js changes it; a
+    serial + verification code typed by hand is a manual entry (saisie)."""
+    from portal.models import Channel
+    with app.app_context():
+        ids = hand_out(db.session, carnets=[907])
+        found = db.session.get(Pass, ids[0])
+        serial, vcode = found.serial, verification_code(found)
+        service_id = operateurs.active_services(db.session, structure(db.session).id)[0].id
+    browser.login(f"operateur.{OPERATEUR}")
+    done = browser.post(f"/structure/{OPERATEUR}/scan/valider",
+                        {"serial": serial, "verification_code": vcode, "channel": "douchette",
+                         "service_id": service_id, "idempotency_key": "m1"}, headers={"HX-Request": "true"})
+    assert done.status_code == 201 and "Pass validé" in done.text
+    with app.app_context():
+        scan = db.session.execute(sa.select(Scan).where(Scan.pass_id == ids[0])).scalar_one()
+        assert scan.channel is Channel.SAISIE
+
+
 def test_scan_photo_upload(app, browser):
     import qrcode
     with app.app_context():

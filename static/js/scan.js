@@ -157,8 +157,12 @@ async function getBarcodeDetector() {
   return BarcodeDetector;
 }
 
+// A code is submitted once while it stays in front of the camera: it is read
+// again only after it has left the picture for LEFT_VIEW_MS (else a pass held
+// still would be validated, then refused as "déjà utilisé" a moment later).
+const LEFT_VIEW_MS = 1500;
 let lastValue = "";
-let lastAt = 0;
+let lastSeenAt = 0;
 async function startCamera() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     cameraStatus.textContent = "Caméra indisponible (il faut une connexion HTTPS) : utilisez la douchette, la saisie ou une photo.";
@@ -191,9 +195,10 @@ async function startCamera() {
       const codes = await detector.detect(video);
       const value = codes.length ? codes[0].rawValue : "";
       const now = Date.now();
-      if (value && (value !== lastValue || now - lastAt > 4000)) {
+      if (!value && lastValue && now - lastSeenAt > LEFT_VIEW_MS) lastValue = "";
+      if (value) lastSeenAt = now;
+      if (value && value !== lastValue) {
         lastValue = value;
-        lastAt = now;
         input.value = value;
         if (navigator.vibrate) navigator.vibrate(80);
         submit(true);

@@ -10,6 +10,7 @@ from portal.domain import allocation
 from portal.domain.errors import InvalidInput
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
+from portal.formatting import format_count
 from portal.models import Convention, Tenant, Tranche
 from portal.tenants.commune import bp
 from portal.tenants.common import set_referent_from_form
@@ -111,11 +112,11 @@ def split(convention_id: int):
     if forms.choice("direction", "Sens", ("donner", "reprendre")) == "donner":
         moved = allocation.split_carnets(db.session, found, structure, count,
                                          actor=current_actor())
-        message = f"{moved} pass confiés à {structure.name}."
+        message = f"{format_count(moved)} pass confiés à {structure.name}."
     else:
         moved = allocation.take_back_carnets(db.session, found, structure, count,
                                              actor=current_actor())
-        message = f"{moved} pass repris à {structure.name}."
+        message = f"{format_count(moved)} pass repris à {structure.name}."
     db.session.commit()
     flash(message, "success")
     return redirect_to(url_for(".repartition", convention_id=found.id))

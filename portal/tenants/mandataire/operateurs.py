@@ -15,6 +15,7 @@ from portal.printing.statements import render_attestation_pdf, render_statement_
 from portal.tenants.mandataire import bp
 from portal.web import forms
 from portal.web.actor import current_actor
+from portal.web.clock import today
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404, scoped_select
@@ -78,7 +79,7 @@ def anomaly_reviewed(anomaly_id: int):
 def statements_page():
     return render("tenants/mandataire/statements.html",
                   statements=settlement.statements(db.session),
-                  default_period=settlement.previous_period(dt.date.today()))
+                  default_period=settlement.previous_period(today()))
 
 
 @bp.route("/contre-paiement/cloture", methods=["POST"], permission=Permission.CLOSE_MONTH)

@@ -8,6 +8,7 @@ from flask import flash, url_for
 from portal.domain import allocation
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
+from portal.formatting import format_count
 from portal.models import (Convention, ConventionEvent, Programme, ProgrammePerimeter, Sanction,
                            SanctionKind, Tenant, Tranche)
 from portal.tenants.metropole import bp
@@ -135,7 +136,8 @@ def confirm_abondement(convention_id: int):
     tranche = allocation.confirm_abondement(db.session, found, actor=current_actor(),
                                             today=today())
     db.session.commit()
-    flash(f"Abondement de {tranche.quantity} pass confirmé pour {found.commune.name}.", "success")
+    flash(f"Abondement de {format_count(tranche.quantity)} pass confirmé pour "
+          f"{found.commune.name}.", "success")
     return redirect_to(url_for(".allocation_page", programme_id=found.programme_id))
 
 

@@ -52,8 +52,13 @@ def _input(channel_default: Channel = Channel.DOUCHETTE) -> scanning.ScanInput:
         except ValueError:
             raise InvalidInput("Date du scan hors ligne illisible.", field="occurred_at") from None
         channel = Channel.HORS_LIGNE
-    return scanning.ScanInput(code=forms.text("code", "Code", required=False, max_length=300),
-                              serial=forms.text("serial", "Numéro", required=False, max_length=60),
+    code = forms.text("code", "Code", required=False, max_length=300)
+    serial = forms.text("serial", "Numéro", required=False, max_length=60)
+    if channel is not Channel.HORS_LIGNE and serial.strip() and not code.strip():
+        # Typed serial + verification code: the hidden "channel" field still
+        # holds the page's default (douchette), which would miscount the channels.
+        channel = Channel.SAISIE
+    return scanning.ScanInput(code=code, serial=serial,
                               verification_code=forms.text("verification_code",
                                                            "Code de vérification",
                                                            required=False, max_length=20),
