@@ -97,10 +97,11 @@ def ledger_anchor_command(period):
     """Store each chain's head as the closing record of a month."""
     import datetime as dt
     from portal.domain import ledger
+    from portal.formatting import PARIS
     from portal.extensions import db
     from portal.models import Programme
     if period is None:
-        first = dt.date.today().replace(day=1)
+        first = dt.datetime.now(PARIS).date().replace(day=1)
         period = (first - dt.timedelta(days=1)).strftime("%Y-%m")
     for programme in db.session.execute(sa.select(Programme)).scalars():
         record = ledger.anchor(db.session, programme.id, period)

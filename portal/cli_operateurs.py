@@ -6,6 +6,8 @@ import datetime as dt
 import click
 from flask.cli import with_appcontext
 
+from portal.formatting import PARIS
+
 
 @click.command("close-month")
 @click.option("--period", default=None, help="Mois à clôturer, AAAA-MM (le mois précédent sinon).")
@@ -16,7 +18,8 @@ def close_month_command(period):
     from portal.domain.errors import DomainError
     from portal.extensions import db
     try:
-        period = settlement.parse_period(period or settlement.previous_period(dt.date.today()))
+        this_day = dt.datetime.now(PARIS).date()    # the Paris calendar, like the views
+        period = settlement.parse_period(period or settlement.previous_period(this_day))
         statements = settlement.close_month(db.session, period)
     except DomainError as error:
         raise click.ClickException(error.message) from None

@@ -1,7 +1,6 @@
 """Public endpoints: health check, the pass page a QR code opens, manual check."""
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 import sqlalchemy as sa
@@ -13,6 +12,7 @@ from portal.domain.errors import DomainError
 from portal.extensions import db
 from portal.web.gate import public
 from portal.web.render import render
+from portal.web.clock import today
 
 bp = Blueprint("public", __name__)
 
@@ -46,7 +46,7 @@ def _guarded_lookup(find):
 def pass_page(token: str):
     """The page a pass's QR code opens in any phone camera app."""
     found = _guarded_lookup(lambda: passcheck.find_scanned(db.session, token[:300]))
-    status = passcheck.status_of(db.session, found, dt.date.today())
+    status = passcheck.status_of(db.session, found, today())
     places = (operateurs.scan_places(db.session, current_user.id)
               if status.valid and current_user.is_authenticated else [])
     return render("public/pass.html", status=status, scan_places=places, scan_code=token[:300],
@@ -62,5 +62,5 @@ def check_pass():
     serial = request.form.get("serial", "")[:200]
     code = request.form.get("code", "")[:50]
     found = _guarded_lookup(lambda: passcheck.find_typed(db.session, serial, code))
-    status = passcheck.status_of(db.session, found, dt.date.today())
+    status = passcheck.status_of(db.session, found, today())
     return render("public/pass.html", partial="public/_pass_status.html", status=status)

@@ -213,3 +213,24 @@ def test_web_pages_of_aptic_commune_and_metropole(app, browser_factory):
 def structure_id_of(app, slug):
     with app.app_context():
         return structure(db.session, slug).id
+
+
+def test_closing_statement_button_reports_the_credit_in_french(app, browser_factory):
+    """#APTIC's "état contradictoire" button (J+37, art. 11): the flash message
+    writes the count and the euros the French way and ends with a full stop."""
+    with app.app_context():
+        programme = programme_of(db.session)
+        programme_id = programme.id
+        unused = db.session.execute(sa.select(sa.func.count()).where(
+            Pass.programme_id == programme.id, Pass.state.in_(validity.UNUSED_STATES))).scalar()
+        app.config["PORTAL_TODAY"] = (programme.valid_until + dt.timedelta(days=37)).isoformat()
+        face = programme.face_value_cents
+    aptic = browser_factory().login("aptic.admin")
+    response = aptic.post(f"/mandataire/aptic/fin-de-validite/{programme_id}/etat-contradictoire",
+                          follow_redirects=True)
+    assert response.status_code == 200
+    from portal.formatting import format_count, format_eur
+    expected = (f"État contradictoire : {format_count(unused)} pass non utilisés expirés, "
+                f"avoir de {format_eur(unused * face)}.")
+    import html
+    assert expected in html.unescape(response.text)

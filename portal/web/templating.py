@@ -1,7 +1,6 @@
 """Jinja filters and globals (French formatting)."""
 from __future__ import annotations
 
-import datetime as dt
 
 from flask import g
 from flask_login import current_user
@@ -9,6 +8,7 @@ from flask_login import current_user
 from portal.domain import accounts
 from portal.extensions import db
 from portal.formatting import format_count, format_date, format_datetime, format_eur, format_pct
+from portal.web.clock import today
 
 
 def init_app(app):
@@ -22,7 +22,7 @@ def init_app(app):
         tenant = g.get("tenant")
         if tenant is None:
             return []
-        return validity.alerts_for(db.session, tenant, dt.date.today())
+        return validity.alerts_for(db.session, tenant, today())
     app.jinja_env.globals["validity_alerts"] = validity_alerts
 
     @app.context_processor
@@ -31,4 +31,4 @@ def init_app(app):
         if current_user.is_authenticated:
             memberships = accounts.memberships_of(db.session, current_user.id)
         return {"my_memberships": memberships, "tenant": g.get("tenant"),
-                "membership": g.get("membership"), "now_year": dt.date.today().year}
+                "membership": g.get("membership"), "now_year": today().year}

@@ -2,7 +2,6 @@
 details, anomalies, monthly contre-paiement, oppositions, end of validity."""
 from __future__ import annotations
 
-import datetime as dt
 import io
 
 from flask import Response, abort, flash, send_file, url_for
@@ -10,6 +9,7 @@ from flask import Response, abort, flash, send_file, url_for
 from portal.domain import anomalies, issuance, operateurs, settlement, validity
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
+from portal.formatting import format_count, format_eur
 from portal.models import Anomaly, BankDetails, Programme, Qualification, ReviewStatus, Statement, Tenant
 from portal.printing.statements import render_attestation_pdf, render_statement_pdf
 from portal.tenants.mandataire import bp
@@ -168,7 +168,7 @@ def statement_attestation(statement_id: int):
 def validity_page():
     programmes = issuance.programmes_of(db.session, current_tenant())
     return render("tenants/mandataire/validity.html", programmes=programmes,
-                  today=dt.date.today())
+                  today=today())
 
 
 def _programme(programme_id: int) -> Programme:
@@ -184,7 +184,7 @@ def opposition(programme_id: int):
                             reason=forms.text("reason", "Motif", max_length=500),
                             actor=current_actor())
     db.session.commit()
-    flash(f"Opposition enregistrée : {count} pass bloqué(s).", "success")
+    flash(f"Opposition enregistrée : {format_count(count)} pass bloqué(s).", "success")
     return redirect_to(url_for("mandataire.validity_page"))
 
 
@@ -192,7 +192,7 @@ def opposition(programme_id: int):
           permission=Permission.CLOSE_MONTH)
 def propose_blocking(programme_id: int):
     validity.propose_blocking(db.session, _programme(programme_id), actor=current_actor(),
-                              today=dt.date.today())
+                              today=today())
     db.session.commit()
     flash("Blocage de la distribution proposé au commanditaire.", "success")
     return redirect_to(url_for("mandataire.validity_page"))
@@ -202,8 +202,8 @@ def propose_blocking(programme_id: int):
           permission=Permission.CLOSE_MONTH)
 def closing_statement(programme_id: int):
     note = validity.closing_statement(db.session, _programme(programme_id), actor=current_actor(),
-                                      today=dt.date.today())
+                                      today=today())
     db.session.commit()
-    flash(f"État contradictoire : {note.pass_count} pass non utilisés expirés, avoir de "
-          f"{note.amount_cents / 100:.2f} €.".replace(".", ","), "success")
+    flash(f"État contradictoire : {format_count(note.pass_count)} pass non utilisés expirés, "
+          f"avoir de {format_eur(note.amount_cents)}.", "success")
     return redirect_to(url_for("mandataire.validity_page"))

@@ -9,6 +9,7 @@ from flask import abort, current_app, flash, send_file, url_for
 from portal.domain import issuance, ledger
 from portal.domain.permissions import Permission
 from portal.extensions import db
+from portal.formatting import format_count
 from portal.models import LedgerEntry, PassOrder, PrintJob, PrintJobStatus, Programme
 from portal.printing import jobs
 from portal.tenants.mandataire import bp
@@ -42,7 +43,7 @@ def create_order():
     count = forms.integer("carnet_count", "Nombre de carnets", minimum=1, maximum=100_000)
     order = issuance.order_carnets(db.session, programme, count, actor=current_actor())
     db.session.commit()
-    flash(f"Commande n° {order.id} enregistrée : {count} carnets émis "
+    flash(f"Commande n° {order.id} enregistrée : {format_count(count)} carnets émis "
           f"(n° {order.first_carnet_number} à {order.last_carnet_number}). Ils seront activés "
           "lorsque le commanditaire aura enregistré son numéro de mandat.", "success")
     return redirect_to(url_for(".issuance_page"))
@@ -54,7 +55,7 @@ def activate_order(order_id: int):
     order = get_or_404(PassOrder, order_id)
     count = issuance.activate_order(db.session, order, actor=current_actor())
     db.session.commit()
-    flash(f"Commande n° {order.id} activée : {count} pass entrent dans le stock du "
+    flash(f"Commande n° {order.id} activée : {format_count(count)} pass entrent dans le stock du "
           "commanditaire.", "success")
     return redirect_to(url_for(".issuance_page"))
 

@@ -2,7 +2,6 @@
 the J-15 blocking, acknowledge at J-7."""
 from __future__ import annotations
 
-import datetime as dt
 
 from flask import flash, url_for
 
@@ -15,6 +14,7 @@ from portal.web.actor import current_actor
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
+from portal.web.clock import today
 
 
 @bp.route("/fin-de-validite", permission=Permission.VIEW_TENANT)
@@ -27,7 +27,7 @@ def validity_page():
           permission=Permission.END_OF_VALIDITY)
 def validate_blocking(programme_id: int):
     validity.validate_blocking(db.session, get_or_404(Programme, programme_id),
-                               actor=current_actor(), today=dt.date.today())
+                               actor=current_actor(), today=today())
     db.session.commit()
     flash("Blocage validé : les prescripteurs ne peuvent plus remettre de pass de ce programme.",
           "success")
@@ -38,7 +38,7 @@ def validate_blocking(programme_id: int):
           permission=Permission.END_OF_VALIDITY)
 def acknowledge(programme_id: int):
     validity.acknowledge_cost(db.session, get_or_404(Programme, programme_id),
-                              actor=current_actor(), today=dt.date.today())
+                              actor=current_actor(), today=today())
     db.session.commit()
     flash("Prise d'acte enregistrée.", "success")
     return redirect_to(url_for("metropole.validity_page"))
