@@ -367,3 +367,7 @@ MANDATAIRE_PANELS: dict = {}
 # Same for the opérateur's own dashboard (a structure tenant), to be built by
 # that issue: name → (label, builder(session, structure, today) -> Table).
 STRUCTURE_PANELS: dict = {}
+
+# The opérateur panels (qualification, statements, anomalies, scans) register
+# themselves in the two registries above.
+from portal.domain import operateur_panels  # noqa: E402,F401
