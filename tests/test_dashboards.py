@@ -576,3 +576,122 @@ def test_operateur_dashboard_is_scoped_and_gated(app, browser_factory):
     bondy = browser_factory().login("referent.bondy")
     assert bondy.get("/commune/montreuil/tableau-de-bord").status_code == 404
 
+
+# ------------------------------------------------------------------ reddition (bench goal)
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_reddition_equals_a_recount_of_the_ledger(db_session, seed):
+    """The year's reddition, read from the rollups, equals a recount of the
+    ledger entries: operations per commune and nature in the period, and
+    balances (pass en circulation) before and after it."""
+    from portal.domain import reddition
+    from portal.models import Mandate, Tenant
+    build_scenario(db_session, seed)
+    rng = random.Random(seed)
+    mandate = db_session.execute(sa.select(Mandate)).scalar_one()
+    start = D(2021, rng.randint(1, 4), rng.randint(1, 28))
+    end = D(2021, rng.randint(5, 6), rng.randint(1, 28))
+    statement = reddition.build_statement(db_session, mandate, start, end, D.today())
+    assert statement.mismatches == [] and statement.ledger_ok
+    low, high = reddition._bounds(start, end)
+    programmes = [p.id for p in reddition.programmes_of_mandate(db_session, mandate)]
+    face = {p.id: p.face_value_cents for p in reddition.programmes_of_mandate(db_session, mandate)}
+    opening, closing = defaultdict(int), defaultdict(int)
+    operations = defaultdict(lambda: [0, 0])
+    for e in db_session.execute(sa.select(LedgerEntry).where(
+            LedgerEntry.programme_id.in_(programmes), LedgerEntry.created_at < high)).scalars():
+        delta = ((e.count if e.to_state in reddition.CIRCULATION else 0)
+                 - (e.count if e.from_state in reddition.CIRCULATION else 0))
+        closing[e.commune_id] += delta
+        if e.created_at < low:
+            opening[e.commune_id] += delta
+        else:
+            operations[(e.commune_id, e.nature)][0] += e.count
+            operations[(e.commune_id, e.nature)][1] += e.amount_cents
+    names = dict(db_session.execute(sa.select(Tenant.id, Tenant.name)).all())
+    by_name = {row.name: row for row in statement.rows}
+    for commune_id in set(closing) - {None}:
+        row = by_name[names[commune_id]]
+        assert row.opening.count == opening[commune_id]
+        assert row.closing.count == closing[commune_id]
+        assert row.closing.cents == closing[commune_id] * face[next(iter(face))]
+    got = {(cid, n): [a.count, a.cents] for cid, row in
+           ((next((k for k, v in names.items() if v == r.name and k in closing), None), r)
+            for r in statement.rows if r.name != reddition.STOCK_ROW)
+           for n, a in row.natures.items()}
+    assert got == {k: v for k, v in operations.items() if k[0] is not None}
+    for nature, amount in statement.total.natures.items():
+        assert [amount.count, amount.cents] == [
+            sum(v[0] for k, v in operations.items() if k[1] is nature),
+            sum(v[1] for k, v in operations.items() if k[1] is nature)]
+
+
+def test_reddition_verifies_the_chain_since_the_last_anchor(db_session):
+    """The reddition recomputes the entries after the last anchor only (the
+    anchor job verified the earlier ones); the lazy full verification
+    recomputes them all, so an edit older than the anchor is still found."""
+    from helpers import drop_ledger_protection
+    from portal.domain import ledger, reddition
+    from portal.models import Mandate
+    from scan_helpers import hand_out
+    mandate = db_session.execute(sa.select(Mandate)).scalar_one()
+    programmes = reddition.programmes_of_mandate(db_session, mandate)
+    today = D.today()
+
+    def statement():
+        return reddition.build_statement(db_session, mandate, D(2000, 1, 1), today, today)
+
+    first = statement()
+    assert first.ledger_ok and all("journal entier" in s for s in first.ledger_scope)
+    for p in programmes:
+        ledger.anchor(db_session, p.id, "2000-01")
+    db_session.commit()
+    heads = {p.id: db_session.get(ledger.LedgerHead, p.id).seq for p in programmes}
+    hand_out(db_session, carnets=[931])
+    after = statement()
+    added = {p.id: db_session.get(ledger.LedgerHead, p.id).seq - heads[p.id] for p in programmes}
+    assert after.ledger_ok and after.mismatches == []
+    for p, scope in zip(programmes, after.ledger_scope):
+        assert f"{added[p.id]} écriture(s) vérifiée(s) depuis la clôture 2000-01" in scope
+    # An entry older than the anchor edited behind the database's back: the
+    # reddition's check does not recompute it, the full verification does.
+    drop_ledger_protection(db_session)
+    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE seq = 1"))
+    db_session.commit()
+    assert statement().ledger_ok
+    assert not all(report.ok for _p, report in reddition.full_verification(db_session, mandate))
+    # An entry after the anchor edited: the reddition shows it.
+    changed = next(p for p in programmes if added[p.id])
+    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE "
+                               "programme_id = :p AND seq = :s"),
+                       {"p": changed.id, "s": heads[changed.id] + 1})
+    db_session.commit()
+    broken = statement()
+    assert not broken.ledger_ok and any("intégrité" in m for m in broken.mismatches)
+    # The anchor job refuses to anchor a broken chain.
+    from flask import current_app
+    result = current_app.test_cli_runner().invoke(args=["ledger", "anchor", "--period", "2000-02"])
+    assert result.exit_code == 1 and "non clôturé" in result.output
+    assert db_session.execute(sa.select(sa.func.count()).select_from(ledger.LedgerAnchor).where(
+        ledger.LedgerAnchor.programme_id == changed.id,
+        ledger.LedgerAnchor.period == "2000-02")).scalar() == 0
+
+
+def test_reddition_page_offers_the_full_verification_lazily(app, browser_factory):
+    from portal.extensions import db
+    from portal.models import Mandate
+    with app.app_context():
+        mandate_id = db.session.execute(sa.select(Mandate.id)).scalar_one()
+    for login, base in (("aptic.admin", "/mandataire/aptic"), ("mgp.admin", "/metropole/mgp")):
+        browser = browser_factory().login(login)
+        page = browser.get(f"{base}/mandats/{mandate_id}/reddition?debut=2000-01-01&fin=2100-01-01")
+        assert page.status_code == 200 and "Intégrité du journal" in page.text
+        url = f"{base}/mandats/{mandate_id}/reddition/verification"
+        assert f'hx-get="{url}"' in page.text
+        fragment = browser.get(url, headers={"HX-Request": "true"})
+        assert fragment.status_code == 200 and "intègre" in fragment.text
+        assert "<html" not in fragment.text
+        assert "<html" in browser.get(url).text                 # works without JavaScript
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["ledger", "anchor", "--period", "2000-01"])
+    assert result.exit_code == 0 and "nouvelles écritures vérifiées" in result.output
