@@ -146,6 +146,13 @@ def test_every_dashboard_figure_equals_a_recount(db_session, seed):
     assert [d.on for d in dash.deadlines] == sorted(d.on for d in dash.deadlines)
     # Stock pace: 900 pass committed on 04/01 is more than 90 days before TODAY.
     assert dash.stock_runs_out_on is None
+    # Monthly series (evolution panels): the ledger's entries per Paris month and nature.
+    natures = [N.DISTRIBUTION, N.SCAN, N.CONTRE_PAIEMENT]
+    expected: dict = defaultdict(lambda: defaultdict(int))
+    for e in db_session.execute(sa.select(LedgerEntry).where(
+            LedgerEntry.programme_id == prog.id, LedgerEntry.nature.in_(natures))).scalars():
+        expected[e.created_at.astimezone(PARIS).strftime("%Y-%m")][e.nature] += e.count
+    assert dashboards.monthly_flows(db_session, prog.id, natures) == expected
 
 
 @pytest.mark.parametrize("seed", [4, 5])
