@@ -94,7 +94,10 @@ def ledger_verify_command(prefix):
 @ledger_cli.command("anchor")
 @click.option("--period", default=None, help="Mois clôturé, AAAA-MM (le mois précédent sinon).")
 def ledger_anchor_command(period):
-    """Store each chain's head as the closing record of a month."""
+    """Store each chain's head as the closing record of a month, after
+    verifying the chain since its previous anchor (so every entry up to an
+    anchor has been verified once: the reddition then only verifies the
+    entries after the last anchor). A broken chain is not anchored: exit 1."""
     import datetime as dt
     from portal.domain import ledger
     from portal.formatting import PARIS
@@ -103,10 +106,20 @@ def ledger_anchor_command(period):
     if period is None:
         first = dt.datetime.now(PARIS).date().replace(day=1)
         period = (first - dt.timedelta(days=1)).strftime("%Y-%m")
+    broken = False
     for programme in db.session.execute(sa.select(Programme)).scalars():
+        report = ledger.verify(db.session, programme.id, since_anchor=True)
+        if not report.ok:
+            broken = True
+            for problem in report.problems:
+                click.echo(f"ANOMALIE : {problem} — {programme.prefix} non clôturé.", err=True)
+            continue
         record = ledger.anchor(db.session, programme.id, period)
-        click.echo(f"{programme.prefix} {period} : tête n° {record.head_seq}")
+        click.echo(f"{programme.prefix} {period} : tête n° {record.head_seq} "
+                   f"({report.entries} nouvelles écritures vérifiées)")
     db.session.commit()
+    if broken:
+        raise SystemExit(1)
 
 
 def _programme(prefix):

@@ -146,6 +146,13 @@ def test_every_dashboard_figure_equals_a_recount(db_session, seed):
     assert [d.on for d in dash.deadlines] == sorted(d.on for d in dash.deadlines)
     # Stock pace: 900 pass committed on 04/01 is more than 90 days before TODAY.
     assert dash.stock_runs_out_on is None
+    # Monthly series (evolution panels): the ledger's entries per Paris month and nature.
+    natures = [N.DISTRIBUTION, N.SCAN, N.CONTRE_PAIEMENT]
+    expected: dict = defaultdict(lambda: defaultdict(int))
+    for e in db_session.execute(sa.select(LedgerEntry).where(
+            LedgerEntry.programme_id == prog.id, LedgerEntry.nature.in_(natures))).scalars():
+        expected[e.created_at.astimezone(PARIS).strftime("%Y-%m")][e.nature] += e.count
+    assert dashboards.monthly_flows(db_session, prog.id, natures) == expected
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -342,3 +349,356 @@ def test_monthly_report_button_and_command_send_mail(app, browser_factory):
     assert result.exit_code == 0 and "inchangé" in result.output
     result = runner.invoke(args=["monthly-report", "--month", "2021-04"])
     assert result.exit_code == 0 and "créé" in result.output
+
+
+# ------------------------------------------------------------------ opérateurs (issue 7 hooks)
+
+OPERATEURS = ["bondy-centre-social", "montreuil-mediatheque", "bondy-mediatheque"]
+
+
+def operateur_scenario(session, seed: int):
+    """Random scans by three opérateurs over the last week (offline scans
+    carry their own time), a few undone, a double scan, the month closed,
+    statements validated and some paid, more scans afterwards, and
+    opérateurs in every qualification state."""
+    from scan_helpers import hand_out, programme_of, qr, structure
+    from portal.domain import operateurs, scanning, settlement
+    from portal.domain.permissions import TenantKind
+    from portal.models import Channel, Qualification, Scan, Tenant, utcnow
+    rng = random.Random(seed)
+    prog = programme_of(session)
+    ids = hand_out(session, carnets=range(901, 905))
+    rng.shuffle(ids)
+    now = utcnow()
+    made = []
+
+    def scan(pass_id, slug, key):
+        scanner = scanning.Scanner(structure(session, slug), None)
+        services = operateurs.active_services(session, scanner.structure.id)
+        back = dt.timedelta(days=rng.randint(0, 6), minutes=rng.randint(0, 600))
+        data = scanning.ScanInput(code=qr(session.get(Pass, pass_id)),
+                                  service_id=rng.choice(services).id,
+                                  channel=Channel.HORS_LIGNE if back else Channel.SAISIE,
+                                  occurred_at=now - back if back else None)
+        return scanning.consume_once(session, data, scanner, key)
+
+    for n, pass_id in enumerate(ids[:28]):
+        slug = rng.choice(OPERATEURS)
+        assert scan(pass_id, slug, f"k-{seed}-{n}").status == 201
+        made.append((pass_id, slug))
+    # A second scan of a used pass is refused and flagged (double scan anomaly).
+    assert scan(made[0][0], OPERATEURS[1], f"double-{seed}").status == 409
+    for pass_id, slug in rng.sample(made, 3):
+        found = session.execute(sa.select(Scan).where(
+            Scan.pass_id == pass_id, Scan.cancelled_at.is_(None))).scalar_one()
+        scanning.undo(session, found, scanning.Scanner(structure(session, slug), None),
+                      reason="erreur de saisie", window_minutes=30)
+        session.commit()
+    period = dt.datetime.now(PARIS).strftime("%Y-%m")
+    statements = settlement.close_month(session, period,
+                                        now=settlement.period_end(period) + dt.timedelta(hours=1))
+    session.commit()
+    for statement in statements:
+        if rng.random() < 0.8:
+            settlement.validate(session, statement, actor=SYS)
+            if rng.random() < 0.5:
+                settlement.mark_paid(session, statement, bank_reference=f"VIR-{statement.id}",
+                                     paid_on=D.today(), actor=SYS)
+    session.commit()
+    # Scans after the close: not on any statement yet.
+    for n, pass_id in enumerate(ids[28:34]):
+        assert scan(pass_id, rng.choice(OPERATEURS), f"late-{seed}-{n}").status == 201
+    # Qualification pipeline: one new opérateur without a profile, one
+    # suspended, one with a new IBAN waiting for #APTIC.
+    bondy = tenant(session, "bondy")
+    session.add(Tenant(kind=TenantKind.STRUCTURE, slug=f"bondy-nouveau-{seed}",
+                       name="Nouveau lieu de Bondy", parent_id=bondy.id, is_operateur=True))
+    operateurs.set_qualification(session, structure(session, "bondy-mediatheque"),
+                                 Qualification.SUSPENDU, reason="Contrôle", actor=SYS)
+    operateurs.submit_bank_details(session, structure(session, "montreuil-mediatheque"),
+                                   holder="Médiathèque", iban="FR7630006000011234567890189",
+                                   bic="BNPAFRPPXXX", actor=SYS)
+    session.commit()
+    return prog
+
+
+def _ledger_scans(session, structure_id) -> tuple[int, int]:
+    """Live scans of a structure recounted from the ledger: SCAN entries to
+    it minus ANNULATION_SCAN entries from it (pass, cents)."""
+    n = cents = 0
+    for e in session.execute(sa.select(LedgerEntry).where(
+            LedgerEntry.nature.in_([N.SCAN, N.ANNULATION_SCAN]))).scalars():
+        if e.nature is N.SCAN and e.to_holder_id == structure_id:
+            n, cents = n + e.count, cents + e.amount_cents
+        elif e.nature is N.ANNULATION_SCAN and e.from_holder_id == structure_id:
+            n, cents = n - e.count, cents - e.amount_cents
+    return n, cents
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_operateur_panels_equal_a_recount(db_session, seed):
+    from portal.domain import operateur_panels as op
+    from portal.models import (Anomaly, Convention, OperateurProfile, Qualification, Scan,
+                               Statement, StatementLine, StatementStatus, Tenant)
+    from scan_helpers import structure
+    prog = operateur_scenario(db_session, seed)
+    today = dt.datetime.now(PARIS).date()
+    all_statements = db_session.execute(sa.select(Statement)).scalars().all()
+    for slug in OPERATEURS:
+        s = structure(db_session, slug)
+        live = db_session.execute(sa.select(Scan).where(
+            Scan.structure_id == s.id, Scan.cancelled_at.is_(None))).scalars().all()
+        # Scans per Paris day of the service, the last 30 days (zeros included).
+        by_day = op.scans_by_day_table(db_session, s, today)
+        rows = list(by_day.rows)
+        assert len(rows) == op.DAYS and rows[-1]["date"] == today
+        for row in rows:
+            mine = [x for x in live if x.scanned_at.astimezone(PARIS).date() == row["date"]]
+            assert (row["n"], row["cents"]) == (len(mine), sum(x.amount_cents for x in mine))
+        # Every scan is less than a week old: the window's total is the ledger's.
+        assert (by_day.footer["n"], by_day.footer["cents"]) == _ledger_scans(db_session, s.id)
+        # Per service.
+        by_service = op.scans_by_service_table(db_session, s, today)
+        expected = defaultdict(lambda: [0, 0])
+        for x in live:
+            expected[x.service_name][0] += 1
+            expected[x.service_name][1] += x.amount_cents
+        assert {r["service"]: [r["n"], r["cents"]] for r in by_service.rows} == dict(expected)
+        assert (by_service.footer["n"], by_service.footer["cents"]) == _ledger_scans(
+            db_session, s.id)
+        # Its statements only, with their amounts and payment status.
+        own = {st.id: st for st in all_statements if st.structure_id == s.id}
+        statement_rows = op.own_statements(db_session, s)
+        assert {r["id"] for r in statement_rows} == set(own)
+        for r in statement_rows:
+            st = own[r["id"]]
+            lines = db_session.execute(sa.select(StatementLine).where(
+                StatementLine.statement_id == st.id)).scalars().all()
+            assert r["cents"] == sum(line.amount_cents for line in lines)
+            assert r["pass"] == sum(1 for line in lines if line.scan_id is not None)
+            assert r["status"] == op.PAYMENT_STATUS[st.status]
+            # The ledger moved exactly these pass when validating and paying.
+            for nature, done in ((N.CONTRE_PAIEMENT, st.status is not StatementStatus.BROUILLON),
+                                 (N.PAIEMENT, st.status is StatementStatus.PAYE)):
+                moved = db_session.execute(sa.select(sa.func.coalesce(
+                    sa.func.sum(LedgerEntry.count), 0)).where(
+                    LedgerEntry.nature == nature, LedgerEntry.ref_type == "releve",
+                    LedgerEntry.ref_id == st.id)).scalar()
+                assert moved == (r["pass"] if done else 0)
+        table = op.own_statements_table(db_session, s, today)
+        assert table.footer["cents"] == sum(st.total_cents for st in own.values())
+    # #APTIC: the qualification pipeline of the programme's territory.
+    communes = set(db_session.execute(sa.select(Convention.commune_id).where(
+        Convention.programme_id == prog.id)).scalars())
+    places = [t for t in db_session.execute(sa.select(Tenant).where(
+        Tenant.is_operateur.is_(True))).scalars() if t.parent_id in communes]
+    profiles = {p.structure_id: p for p in db_session.execute(
+        sa.select(OperateurProfile)).scalars()}
+    state = {t.id: profiles[t.id].qualification if t.id in profiles else Qualification.EN_ATTENTE
+             for t in places}
+    table = op.qualification_table(db_session, prog, today)
+    assert {r["state"]: r["n"] for r in table.rows} == {
+        q.label: sum(1 for v in state.values() if v is q) for q in Qualification}
+    assert table.footer["n"] == len(places)
+    assert {r["state"]: r["approved"] for r in table.rows} == {
+        q.label: sum(1 for t in places if state[t.id] is q and t.id in profiles
+                     and profiles[t.id].commune_approved_at is not None) for q in Qualification}
+    waiting = op.awaiting_review_table(db_session, prog, today)
+    assert {r["name"] for r in waiting.rows} == {"Nouveau lieu de Bondy",
+                                                "Médiathèque de Montreuil"}
+    # Statements to pay: validated, not paid, carrying pass of the programme.
+    to_pay = [st for st in all_statements if st.status is StatementStatus.VALIDE]
+    table = op.statements_to_pay_table(db_session, prog, today)
+    assert sorted((r["name"], r["total"]) for r in table.rows) == sorted(
+        (st.structure.name, st.total_cents) for st in to_pay)
+    assert table.footer["share"] == sum(line.amount_cents for st in to_pay for line in st.lines
+                                        if line.programme_id == prog.id)
+    # Open anomalies of the programme (the double scan at least).
+    anomalies = db_session.execute(sa.select(Anomaly).where(
+        Anomaly.programme_id == prog.id, Anomaly.reviewed_at.is_(None))).scalars().all()
+    rows = list(op.anomalies_table(db_session, prog, today).rows)
+    assert len(rows) == len(anomalies) >= 1
+    assert sorted(r["kind"] for r in rows) == sorted(a.kind.label for a in anomalies)
+    # Exports say what the screen says.
+    for builder in list(dashboards.MANDATAIRE_PANELS.values()):
+        t = builder[1](db_session, prog, today)
+        assert tables.to_csv(t).count("\r\n") == 1 + len(t.all_rows())
+        assert tables.to_xlsx(t)[:2] == b"PK"
+
+
+def test_operateur_dashboard_is_scoped_and_gated(app, browser_factory):
+    from portal.extensions import db
+    with app.app_context():
+        operateur_scenario(db.session, 21)
+        from scan_helpers import structure
+        from portal.models import Statement
+        mine = {s.period: s.total_cents for s in db.session.execute(sa.select(Statement).where(
+            Statement.structure_id == structure(db.session, OPERATEURS[0]).id)).scalars()}
+    admin = browser_factory().login(f"admin.{OPERATEURS[0]}")
+    home = admin.get(f"/structure/{OPERATEURS[0]}/")
+    assert f'/structure/{OPERATEURS[0]}/tableau-de-bord"' in home.text      # in its navigation
+    page = admin.get(f"/structure/{OPERATEURS[0]}/tableau-de-bord")
+    assert page.status_code == 200 and "Pass scannés ce mois-ci" in page.text
+    panels = _links(page.get_data(as_text=True), r'hx-get="([^"]+)"')
+    assert len(panels) == 3
+    for url in panels:
+        fragment = admin.get(url, headers={"HX-Request": "true"})
+        assert fragment.status_code == 200 and "<html" not in fragment.text
+        if "scans" in url:
+            assert 'role="img"' in fragment.text and "<title id=" in fragment.text
+            assert 'class="visually-hidden"' in fragment.text          # table alternative
+        exports = _links(fragment.get_data(as_text=True), r'href="([^"]+\.(?:csv|xlsx))"')
+        assert len(exports) == 2
+        for export in exports:
+            assert admin.get(export).status_code == 200
+    csv_text = admin.get(f"/structure/{OPERATEURS[0]}/tableau-de-bord/releves.csv").text
+    assert len(csv_text.strip().splitlines()) == 2 + len(mine)            # header, rows, total
+    total = tables.Column("c", "c", "eur").csv(sum(mine.values()))
+    assert csv_text.strip().splitlines()[-1].startswith(f"Total;;") and f";{total};" in csv_text
+    agent = browser_factory().login(f"operateur.{OPERATEURS[0]}")
+    assert agent.get(f"/structure/{OPERATEURS[0]}/tableau-de-bord").status_code == 200
+    # Another opérateur's dashboard, panels and exports: not found.
+    for url in (f"/structure/{OPERATEURS[1]}/tableau-de-bord",
+                f"/structure/{OPERATEURS[1]}/tableau-de-bord/panneau/releves",
+                f"/structure/{OPERATEURS[1]}/tableau-de-bord/releves.csv",
+                f"/structure/{OPERATEURS[1]}/tableau-de-bord/scans-jour.xlsx"):
+        assert admin.get(url).status_code == 404
+    assert admin.get(f"/structure/{OPERATEURS[0]}/tableau-de-bord/panneau/inconnu").status_code == 404
+    # A prescripteur (no SCAN_PASS) is refused, even in a place that also scans.
+    prescripteur = browser_factory().login("prescripteur.bondy-centre-social")
+    assert prescripteur.get("/structure/bondy-centre-social/tableau-de-bord").status_code == 403
+    assert "tableau-de-bord" not in prescripteur.get("/structure/bondy-centre-social/").text
+    # #APTIC sees the registered panels, lazily, with charts and exports.
+    aptic = browser_factory().login("aptic.admin")
+    page = aptic.get("/mandataire/aptic/tableau-de-bord")
+    urls = _links(page.get_data(as_text=True), r'hx-get="([^"]+)"')
+    for name in ("qualification", "a-examiner", "releves", "anomalies"):
+        assert any(u.endswith(f"/panneau/{name}") for u in urls), name
+    for url in urls:
+        fragment = aptic.get(url, headers={"HX-Request": "true"})
+        assert fragment.status_code == 200
+        for export in _links(fragment.get_data(as_text=True), r'href="([^"]+\.(?:csv|xlsx))"'):
+            assert aptic.get(export).status_code == 200
+    # A commune never sees another commune's dashboard.
+    bondy = browser_factory().login("referent.bondy")
+    assert bondy.get("/commune/montreuil/tableau-de-bord").status_code == 404
+
+
+# ------------------------------------------------------------------ reddition (bench goal)
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_reddition_equals_a_recount_of_the_ledger(db_session, seed):
+    """The year's reddition, read from the rollups, equals a recount of the
+    ledger entries: operations per commune and nature in the period, and
+    balances (pass en circulation) before and after it."""
+    from portal.domain import reddition
+    from portal.models import Mandate, Tenant
+    build_scenario(db_session, seed)
+    rng = random.Random(seed)
+    mandate = db_session.execute(sa.select(Mandate)).scalar_one()
+    start = D(2021, rng.randint(1, 4), rng.randint(1, 28))
+    end = D(2021, rng.randint(5, 6), rng.randint(1, 28))
+    statement = reddition.build_statement(db_session, mandate, start, end, D.today())
+    assert statement.mismatches == [] and statement.ledger_ok
+    low, high = reddition._bounds(start, end)
+    programmes = [p.id for p in reddition.programmes_of_mandate(db_session, mandate)]
+    face = {p.id: p.face_value_cents for p in reddition.programmes_of_mandate(db_session, mandate)}
+    opening, closing = defaultdict(int), defaultdict(int)
+    operations = defaultdict(lambda: [0, 0])
+    for e in db_session.execute(sa.select(LedgerEntry).where(
+            LedgerEntry.programme_id.in_(programmes), LedgerEntry.created_at < high)).scalars():
+        delta = ((e.count if e.to_state in reddition.CIRCULATION else 0)
+                 - (e.count if e.from_state in reddition.CIRCULATION else 0))
+        closing[e.commune_id] += delta
+        if e.created_at < low:
+            opening[e.commune_id] += delta
+        else:
+            operations[(e.commune_id, e.nature)][0] += e.count
+            operations[(e.commune_id, e.nature)][1] += e.amount_cents
+    names = dict(db_session.execute(sa.select(Tenant.id, Tenant.name)).all())
+    by_name = {row.name: row for row in statement.rows}
+    for commune_id in set(closing) - {None}:
+        row = by_name[names[commune_id]]
+        assert row.opening.count == opening[commune_id]
+        assert row.closing.count == closing[commune_id]
+        assert row.closing.cents == closing[commune_id] * face[next(iter(face))]
+    got = {(cid, n): [a.count, a.cents] for cid, row in
+           ((next((k for k, v in names.items() if v == r.name and k in closing), None), r)
+            for r in statement.rows if r.name != reddition.STOCK_ROW)
+           for n, a in row.natures.items()}
+    assert got == {k: v for k, v in operations.items() if k[0] is not None}
+    for nature, amount in statement.total.natures.items():
+        assert [amount.count, amount.cents] == [
+            sum(v[0] for k, v in operations.items() if k[1] is nature),
+            sum(v[1] for k, v in operations.items() if k[1] is nature)]
+
+
+def test_reddition_verifies_the_chain_since_the_last_anchor(db_session):
+    """The reddition recomputes the entries after the last anchor only (the
+    anchor job verified the earlier ones); the lazy full verification
+    recomputes them all, so an edit older than the anchor is still found."""
+    from helpers import drop_ledger_protection
+    from portal.domain import ledger, reddition
+    from portal.models import Mandate
+    from scan_helpers import hand_out
+    mandate = db_session.execute(sa.select(Mandate)).scalar_one()
+    programmes = reddition.programmes_of_mandate(db_session, mandate)
+    today = D.today()
+
+    def statement():
+        return reddition.build_statement(db_session, mandate, D(2000, 1, 1), today, today)
+
+    first = statement()
+    assert first.ledger_ok and all("journal entier" in s for s in first.ledger_scope)
+    for p in programmes:
+        ledger.anchor(db_session, p.id, "2000-01")
+    db_session.commit()
+    heads = {p.id: db_session.get(ledger.LedgerHead, p.id).seq for p in programmes}
+    hand_out(db_session, carnets=[931])
+    after = statement()
+    added = {p.id: db_session.get(ledger.LedgerHead, p.id).seq - heads[p.id] for p in programmes}
+    assert after.ledger_ok and after.mismatches == []
+    for p, scope in zip(programmes, after.ledger_scope):
+        assert f"{added[p.id]} écriture(s) vérifiée(s) depuis la clôture 2000-01" in scope
+    # An entry older than the anchor edited behind the database's back: the
+    # reddition's check does not recompute it, the full verification does.
+    drop_ledger_protection(db_session)
+    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE seq = 1"))
+    db_session.commit()
+    assert statement().ledger_ok
+    assert not all(report.ok for _p, report in reddition.full_verification(db_session, mandate))
+    # An entry after the anchor edited: the reddition shows it.
+    changed = next(p for p in programmes if added[p.id])
+    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE "
+                               "programme_id = :p AND seq = :s"),
+                       {"p": changed.id, "s": heads[changed.id] + 1})
+    db_session.commit()
+    broken = statement()
+    assert not broken.ledger_ok and any("intégrité" in m for m in broken.mismatches)
+    # The anchor job refuses to anchor a broken chain.
+    from flask import current_app
+    result = current_app.test_cli_runner().invoke(args=["ledger", "anchor", "--period", "2000-02"])
+    assert result.exit_code == 1 and "non clôturé" in result.output
+    assert db_session.execute(sa.select(sa.func.count()).select_from(ledger.LedgerAnchor).where(
+        ledger.LedgerAnchor.programme_id == changed.id,
+        ledger.LedgerAnchor.period == "2000-02")).scalar() == 0
+
+
+def test_reddition_page_offers_the_full_verification_lazily(app, browser_factory):
+    from portal.extensions import db
+    from portal.models import Mandate
+    with app.app_context():
+        mandate_id = db.session.execute(sa.select(Mandate.id)).scalar_one()
+    for login, base in (("aptic.admin", "/mandataire/aptic"), ("mgp.admin", "/metropole/mgp")):
+        browser = browser_factory().login(login)
+        page = browser.get(f"{base}/mandats/{mandate_id}/reddition?debut=2000-01-01&fin=2100-01-01")
+        assert page.status_code == 200 and "Intégrité du journal" in page.text
+        url = f"{base}/mandats/{mandate_id}/reddition/verification"
+        assert f'hx-get="{url}"' in page.text
+        fragment = browser.get(url, headers={"HX-Request": "true"})
+        assert fragment.status_code == 200 and "intègre" in fragment.text
+        assert "<html" not in fragment.text
+        assert "<html" in browser.get(url).text                 # works without JavaScript
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["ledger", "anchor", "--period", "2000-01"])
+    assert result.exit_code == 0 and "nouvelles écritures vérifiées" in result.output

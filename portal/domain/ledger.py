@@ -19,7 +19,7 @@ import datetime as dt
 import hmac
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 
 import sqlalchemy as sa
@@ -169,6 +169,9 @@ class VerifyReport:
     ok: bool
     entries: int
     problems: list[str]
+    # In ``since_anchor`` mode, programme id -> the anchor the check started
+    # from (its entries up to the anchor were verified when it was made).
+    started_from: dict = field(default_factory=dict)
 
     @property
     def first_problem(self) -> str | None:
@@ -233,11 +236,27 @@ def _fields_text(dialect_name: str, python_text):
     return [sa.type_coerce(entries.c[name], sa.String) for name in _FIELDS], text_of
 
 
-def verify(session: Session, programme_id: int | None = None, *, batch: int = 20_000) -> VerifyReport:
+def last_anchor(session: Session, programme_id: int) -> LedgerAnchor | None:
+    return session.execute(sa.select(LedgerAnchor).where(
+        LedgerAnchor.programme_id == programme_id)
+        .order_by(LedgerAnchor.head_seq.desc(), LedgerAnchor.id.desc()).limit(1)).scalar()
+
+
+def verify(session: Session, programme_id: int | None = None, *, batch: int = 20_000,
+           since_anchor: bool = False) -> VerifyReport:
     """Recompute every chain. Reports the first bad entry of each chain:
     edited (MAC differs), deleted/inserted/swapped (seq or link broken),
     truncated tail (head or an anchor points past the last entry), and
     anchors or heads that do not match the entries.
+
+    ``since_anchor``: start each chain at its last anchor instead of its
+    genesis — the anchor's own HMAC is checked, the entry it names must still
+    carry its ``head_mac``, and only the later entries are recomputed (the
+    monthly anchor job, ``flask ledger anchor``, verifies the chain before it
+    anchors, so the entries up to an anchor were verified then). This is the
+    reddition's check; an edit of an entry older than the last anchor is
+    only found by a full verification (``flask ledger verify``, the
+    reddition page's "vérification complète" panel).
 
     Speed (bench/ledger_verify.py, 1 000 000 entries): each entry's text is
     built from raw or database-printed values (``_fields_text``), rows are
@@ -260,12 +279,33 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
 
     text_columns, text_of = _fields_text(connection.dialect.name, python_text)
 
+    started_from: dict = {}
     for pid in programme_ids:
         prev = genesis_mac(key, pid)
         expected_seq = 1
         macs_at: dict[int, str] = {}
-        anchors = list(session.execute(sa.select(LedgerAnchor).where(
-            LedgerAnchor.programme_id == pid).order_by(LedgerAnchor.head_seq)).scalars())
+        start = last_anchor(session, pid) if since_anchor else None
+        if start is not None:
+            label = f"programme {pid}, clôture {start.period}"
+            if not hmac.compare_digest(start.mac, _anchor_mac(key, pid, start.period,
+                                                              start.head_seq, start.head_mac)):
+                problems.append(f"{label} : clôture falsifiée")
+                continue
+            at_anchor = genesis_mac(key, pid) if start.head_seq == 0 else session.execute(
+                sa.select(LedgerEntry.mac).where(LedgerEntry.programme_id == pid,
+                                                 LedgerEntry.seq == start.head_seq)).scalar()
+            if at_anchor != start.head_mac:
+                problems.append(f"{label} : l'écriture n° {start.head_seq} "
+                                + ("n'existe plus (journal tronqué)" if at_anchor is None else
+                                   "ne correspond plus à la clôture (journal réécrit)"))
+                continue
+            prev, expected_seq = start.head_mac, start.head_seq + 1
+            started_from[pid] = start
+            anchors = []
+        else:
+            anchors = list(session.execute(sa.select(LedgerAnchor).where(
+                LedgerAnchor.programme_id == pid).order_by(LedgerAnchor.head_seq)).scalars())
+        first_seq = expected_seq
         wanted = {a.head_seq for a in anchors}
         problem = None
         # Plain Core rows; a server-side cursor where there is one (PostgreSQL),
@@ -273,7 +313,8 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
         result = connection.execute(
             sa.select(LedgerEntry.seq, LedgerEntry.id, LedgerEntry.prev_mac, LedgerEntry.mac,
                       *text_columns)
-            .where(LedgerEntry.programme_id == pid).order_by(LedgerEntry.seq)
+            .where(LedgerEntry.programme_id == pid, LedgerEntry.seq >= first_seq)
+            .order_by(LedgerEntry.seq)
             .execution_options(stream_results=streamed, max_row_buffer=batch))
         for rows in result.partitions(batch):
             for row in rows:
@@ -308,7 +349,7 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
             total += session.execute(sa.select(sa.func.count()).select_from(LedgerEntry)
                                      .where(LedgerEntry.programme_id == pid)).scalar()
             continue
-        total += expected_seq - 1
+        total += expected_seq - first_seq
         last_seq = expected_seq - 1
         for a in anchors:
             label = f"programme {pid}, clôture {a.period}"
@@ -329,7 +370,8 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
             else:
                 problems.append(f"programme {pid} : la tête de chaîne ne correspond pas à la "
                                 f"dernière écriture (n° {last_seq})")
-    return VerifyReport(ok=not problems, entries=total, problems=problems)
+    return VerifyReport(ok=not problems, entries=total, problems=problems,
+                        started_from=started_from)
 
 
 # ---------------------------------------------------------------- balances

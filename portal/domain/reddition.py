@@ -15,6 +15,11 @@ the pass; a mismatch is shown, never hidden:
 
 The balance of a commune is the pass "en circulation" attributed to it:
 delivered and not yet paid, restituted, cancelled or expired.
+
+The HMAC chain is verified from the last monthly anchor only (the anchor job
+verifies the chain before anchoring); a full verification is one click away
+on the page (``full_verification``, loaded lazily) and in ``flask ledger
+verify``.
 """
 from __future__ import annotations
 
@@ -77,6 +82,8 @@ class Statement:
     distributions: list[dict]
     payments: list[dict]
     ledger_ok: bool
+    # What the integrity check covered (not part of the statement's hash).
+    ledger_scope: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         def amount(a):
@@ -125,8 +132,12 @@ def _circulation_delta(entry) -> int:
 
 def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.date,
                     today: dt.date, *, verify_chain: bool = True) -> Statement:
-    """``verify_chain=False`` skips the HMAC verification of the whole chain
-    (``ledger_ok`` stays True); only the bench uses it, to time the figures alone."""
+    """The HMAC chain is verified from each programme's last anchor
+    (``ledger.verify(since_anchor=True)``: the anchor job verified what came
+    before), so the statement's cost does not grow with the whole ledger; the
+    page offers a full verification in a lazy panel (``full_verification``).
+    ``verify_chain=False`` skips it (``ledger_ok`` stays True); only the bench
+    uses it, to time the figures alone."""
     low, high = _bounds(start, end)
     programmes = programmes_of_mandate(session, mandate)
     face = {p.id: p.face_value_cents for p in programmes}
@@ -143,14 +154,18 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
     for programme in programmes:
         # Balances and operations per commune from the exact rollup kept by
         # custody (portal.domain.rollups, flow_counts: Paris days, like _bounds).
+        # Summed in SQL per commune, nature and side of ``start``.
         face_value = face[programme.id]
-        for commune_id, day, nature, count, cents, circulation in session.execute(
-                sa.select(FlowCount.commune_id, FlowCount.day, FlowCount.nature, FlowCount.count,
-                          FlowCount.amount_cents, FlowCount.circulation)
-                .where(FlowCount.programme_id == programme.id,
-                       FlowCount.day <= end)):
+        before = (FlowCount.day < start).label("before")
+        for commune_id, nature, is_before, count, cents, circulation in session.execute(
+                sa.select(FlowCount.commune_id, FlowCount.nature, before,
+                          sa.func.sum(FlowCount.count), sa.func.sum(FlowCount.amount_cents),
+                          sa.func.sum(FlowCount.circulation))
+                .where(FlowCount.programme_id == programme.id, FlowCount.day <= end)
+                .group_by(FlowCount.commune_id, FlowCount.nature, before)):
             row = row_for(commune_id or None)
-            if day < start:
+            circulation = int(circulation or 0)
+            if is_before:
                 row.opening.add(circulation, circulation * face_value)
                 continue
             row.natures[Nature(nature)].add(int(count), int(cents))
@@ -202,14 +217,23 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
                 mismatches.append(f"{names.get(commune_id, commune_id)} : solde de clôture du "
                                   f"journal {expected} pass, pass réellement en circulation "
                                   f"{actual.get(commune_id, 0)}.")
-    ledger_ok = all(ledger.verify(session, p.id).ok for p in programmes) if verify_chain else True
+    ledger_ok, ledger_scope = True, []
+    if verify_chain:
+        for p in programmes:
+            report = ledger.verify(session, p.id, since_anchor=True)
+            ledger_ok = ledger_ok and report.ok
+            anchor = report.started_from.get(p.id)
+            ledger_scope.append(
+                f"{p.name} : {report.entries} écriture(s) vérifiée(s) depuis la clôture "
+                f"{anchor.period} du journal (n° {anchor.head_seq})" if anchor else
+                f"{p.name} : journal entier vérifié ({report.entries} écritures)")
     if not ledger_ok:
         mismatches.append("Le journal ne passe pas la vérification d'intégrité "
                           "(flask --app wsgi ledger verify).")
     return Statement(mandate.reference, names.get(mandate.mandant_id, ""),
                      names.get(mandate.mandataire_id, ""), start, end, ordered, total, mismatches,
                      _distributions(session, mandate, low, high, names),
-                     _payments(session, programmes, low, high, names), ledger_ok)
+                     _payments(session, programmes, low, high, names), ledger_ok, ledger_scope)
 
 
 def _distributions(session, mandate, low, high, names) -> list[dict]:
@@ -241,6 +265,12 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
              "pass": e.count, "montant_centimes": e.amount_cents,
              "reference": f"{e.ref_type} {e.ref_id}" if e.ref_type else "",
              "motif": e.reason} for e in rows]
+
+
+def full_verification(session: Session, mandate: Mandate) -> list[tuple[Programme, ledger.VerifyReport]]:
+    """Every entry of each programme's chain since emission (the reddition
+    page's lazy "vérification complète" panel; ``flask ledger verify``)."""
+    return [(p, ledger.verify(session, p.id)) for p in programmes_of_mandate(session, mandate)]
 
 
 # ---------------------------------------------------------------- exports

@@ -13,14 +13,14 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from portal.formatting import format_count
+from portal.formatting import format_count, format_eur
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     label: str
-    kind: str = "text"        # text | int | pct | date
+    kind: str = "text"        # text | int | pct | date | eur (value in cents)
 
     def html(self, value) -> str:
         if value is None:
@@ -29,6 +29,8 @@ class Column:
             return format_count(value)
         if self.kind == "pct":
             return f"{value:.1f}".replace(".", ",") + "\u00a0%"
+        if self.kind == "eur":
+            return format_eur(value)
         if self.kind == "date":
             return value.strftime("%d/%m/%Y") if isinstance(value, dt.date) else str(value)
         return str(value)
@@ -38,6 +40,9 @@ class Column:
             return ""
         if self.kind == "pct":
             return f"{value:.1f}".replace(".", ",")
+        if self.kind == "eur":                 # euros with a decimal comma, for French Excel
+            sign = "-" if value < 0 else ""
+            return f"{sign}{abs(int(value)) // 100},{abs(int(value)) % 100:02d}"
         if self.kind == "date" and isinstance(value, dt.date):
             return value.strftime("%d/%m/%Y")
         return str(value)
@@ -51,6 +56,9 @@ class Table:
     rows: Iterable[dict[str, Any]] = field(default_factory=list)
     caption: str = ""
     footer: dict[str, Any] | None = None   # e.g. the "Total" line
+    # Optional chart of the panel: ("bar" | "line", label column, value column);
+    # drawn by portal.web.dashboard_tables.chart_of, with the table as alternative.
+    chart: tuple[str, str, str] | None = None
 
     def all_rows(self) -> list[dict[str, Any]]:
         rows = list(self.rows)
@@ -104,4 +112,6 @@ def _xlsx_value(column: Column, value):
         return None
     if column.kind == "pct":
         return round(float(value), 1)
+    if column.kind == "eur":
+        return int(value) / 100
     return value

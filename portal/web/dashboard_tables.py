@@ -162,3 +162,17 @@ def commune_panels(session, programme, commune, today) -> dict:
                 programme, dashboards.monthly_flows(session, programme.id, FLOW_NATURES,
                                                     commune.id),
                 f"evolution-{commune.slug}-{programme.prefix}")}
+
+
+def chart_of(table: Table) -> charts.Chart | None:
+    """The chart a panel asks for (``Table.chart``), drawn from its rows."""
+    if not table.chart:
+        return None
+    kind, label_key, value_key = table.chart
+    rows = list(table.rows)
+    labels = [str(r[label_key]) for r in rows]
+    values = [int(r[value_key] or 0) for r in rows]
+    if kind == "line":
+        column = next((c.label for c in table.columns if c.key == value_key), value_key)
+        return charts.line_chart(table.caption or table.title, labels, {column: values})
+    return charts.bar_chart(table.caption or table.title, labels, values)

@@ -43,3 +43,10 @@ def export(mandate, fmt: str) -> Response:
             headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
     return Response(reddition.to_pdf(statement), mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'})
+
+
+def verification(mandate):
+    """The lazy panel of the page: every entry since emission, recomputed."""
+    return render("tenants/reddition_verification_page.html",
+                  partial="tenants/_reddition_verification.html", mandate=mandate,
+                  results=reddition.full_verification(db.session, mandate))

@@ -1,10 +1,11 @@
 """#APTIC dashboard: reddition links of its mandates, end-of-validity
 timeline of each programme, stock and shipments.
 
-Hooks for the opérateurs issue (qualification pipeline, statements to pay,
-anomalies): register panels in ``portal.domain.dashboards.MANDATAIRE_PANELS``
-(name → (label, builder(session, programme, today) -> Table)); they appear
-here, lazily loaded and exportable like the others.
+Panels registered in ``portal.domain.dashboards.MANDATAIRE_PANELS`` (name →
+(label, builder(session, programme, today) -> Table)) appear here, lazily
+loaded, with their chart (``Table.chart``) and CSV/XLSX exports: the
+qualification pipeline, the opérateurs to examine, the statements to pay and
+the anomalies (``portal.domain.operateur_panels``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from portal.extensions import db
 from portal.models import Convention, Programme, Shipment, Tenant, Tranche
 from portal.tenants.mandataire import bp
 from portal.web.clock import today
+from portal.web.dashboard_tables import chart_of
 from portal.web.gate import current_tenant
 from portal.web.render import render
 from portal.web.scoping import get_or_404
@@ -78,8 +80,9 @@ def dashboard_panel(programme_id: int, panel: str):
     panels = _panels(programme)
     if panel not in panels:
         abort(404)
+    table = panels[panel][1](programme)
     return render("tenants/dashboards/panel_page.html", partial="tenants/dashboards/_panel.html",
-                  table=panels[panel][1](programme), chart=None, programme=programme,
+                  table=table, chart=chart_of(table), programme=programme,
                   export_endpoint=".dashboard_export",
                   export_args={"programme_id": programme.id, "panel": panel})
 

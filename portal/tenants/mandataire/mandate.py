@@ -174,6 +174,12 @@ def reddition_export(mandate_id: int, fmt: str):
     return reddition_pages.export(get_or_404(Mandate, mandate_id), fmt)
 
 
+@bp.route("/mandats/<int:mandate_id>/reddition/verification", permission=Permission.VIEW_TENANT)
+def reddition_verification(mandate_id: int):
+    """Full HMAC verification of the mandate's chains, loaded lazily (htmx)."""
+    return reddition_pages.verification(get_or_404(Mandate, mandate_id))
+
+
 @bp.route("/mandats/<int:mandate_id>/reddition/cloture", methods=["POST"],
           permission=Permission.RENDER_ACCOUNTS)
 def close_reddition(mandate_id: int):

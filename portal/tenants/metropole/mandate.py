@@ -29,3 +29,9 @@ def reddition_page(mandate_id: int):
           permission=Permission.VIEW_TENANT)
 def reddition_export(mandate_id: int, fmt: str):
     return reddition_pages.export(get_or_404(Mandate, mandate_id), fmt)
+
+
+@bp.route("/mandats/<int:mandate_id>/reddition/verification", permission=Permission.VIEW_TENANT)
+def reddition_verification(mandate_id: int):
+    """Full HMAC verification of the mandate's chains, loaded lazily (htmx)."""
+    return reddition_pages.verification(get_or_404(Mandate, mandate_id))
