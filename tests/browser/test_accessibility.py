@@ -151,6 +151,16 @@ def visit(watch: RoleWatch, url: str, role: str, pages: list, problems: list) ->
     problems += check_page(watch, label)
     problems += [f"{label}: CSP violation: {m}" for m in watch.console[before:]
                  if re.search(r"Content.Security.Policy", m, re.I)]
+    # Reflow (WCAG 1.4.10): on a 360 px screen the page does not scroll sideways
+    # (wide tables scroll inside their own box). Desktop pages are narrowed in place.
+    viewport = watch.page.viewport_size
+    if viewport != MOBILE:
+        watch.page.set_viewport_size(MOBILE)
+    scroll = watch.page.evaluate("document.documentElement.scrollWidth")
+    if scroll > MOBILE["width"] + 1:
+        problems.append(f"{label}: the page is {scroll} px wide on a {MOBILE['width']} px screen")
+    if viewport != MOBILE:
+        watch.page.set_viewport_size(viewport)
     return True
 
 
@@ -261,6 +271,20 @@ def test_main_pages_of_each_role_pass_axe(app, role_watch, role):
     assert watch.csp_violations() == []
 
 
+@pytest.mark.parametrize("role", ["prescripteur.neuilly-plaisance-ccas",
+                                  "operateur.bondy-centre-social"])
+def test_field_roles_pages_on_a_phone(app, role_watch, role):
+    """The roles that work on a phone (desk, scan): their pages at 360×740,
+    axe and no horizontal scrolling of the page."""
+    _lived_in(app)
+    watch = role_watch(MOBILE)
+    watch.sign_in(app, role)
+    pages, problems = crawl(watch, f"{role} (360×740)")
+    print(f"\n{role} (360×740): {len(pages)} pages")
+    assert len(pages) >= 3, pages
+    assert not problems, f"{len(problems)} accessibility problem(s):\n" + "\n".join(problems)
+
+
 def _distributed_pass(app) -> tuple[int, str, str, str]:
     """A pass handed out by the Bondy CCAS (domain functions, as the scanning
     tests do): (id, serial, verification code, QR payload path)."""
@@ -343,7 +367,8 @@ def _tab_until(page, predicate, what: str, limit: int = 25) -> list[dict]:
 def test_scan_page_works_with_the_keyboard_alone(app, role_watch):
     """Tab to the manual entry, open it with Enter, type the pass number and
     verification code, Tab to « Valider », Enter: « Pass validé » is shown in
-    a live region and the pass is scanned. No mouse."""
+    a live region and the pass is scanned; typed again and sent with Enter,
+    it is refused in an alert. No mouse."""
     from portal.extensions import db
     from portal.models import Pass, PassState
     pass_id, serial, code, _qr = _distributed_pass(app)
@@ -384,5 +409,17 @@ def test_scan_page_works_with_the_keyboard_alone(app, role_watch):
         assert db.session.get(Pass, pass_id).state == PassState.SCANNE
         db.session.remove()
     problems = check_page(watch, "scan page after « Pass validé »")
+
+    # The same pass again, sent with Enter from the verification code: the
+    # refusal is an alert, and its red box passes axe too.
+    _tab_until(page, lambda f: f["id"] == "scan-serial", "the pass number field", limit=3)
+    page.keyboard.type(serial)
+    page.keyboard.press("Enter")                 # on to the verification code
+    assert page.evaluate(FOCUS_JS)["id"] == "scan-vcode"
+    page.keyboard.type(code)
+    page.keyboard.press("Enter")
+    result.get_by_text("Pass déjà utilisé", exact=True).wait_for(timeout=10000)
+    assert result.locator("[role=alert]").count() == 1
+    problems += check_page(watch, "scan page after « Pass déjà utilisé »")
     assert not problems, "\n".join(problems)
     assert watch.csp_violations() == []
