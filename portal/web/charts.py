@@ -34,7 +34,7 @@ def _nice_max(value: float) -> float:
 
 
 def bar_chart(title: str, labels: list[str], values: list[int], *, width: int = 640,
-              bar_height: int = 22, unit: str = "pass") -> Chart:
+              bar_height: int = 22, unit: str = "pass", label_header: str = "Libellé") -> Chart:
     """Horizontal bars, one per label (communes, states, publics…)."""
     uid = f"graphique-{next(_ids)}"
     left, right, top = 190, 70, 8
@@ -54,12 +54,12 @@ def bar_chart(title: str, labels: list[str], values: list[int], *, width: int = 
         parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_height * 0.68:.1f}" '
                      f'font-size="12">{escape(format_count(value))}</text>')
     parts.append("</svg>")
-    return Chart(title, Markup("".join(parts)), ["", unit],
+    return Chart(title, Markup("".join(parts)), [label_header, unit],
                  [[label, format_count(v)] for label, v in zip(labels, values)])
 
 
 def line_chart(title: str, x_labels: list[str], series: dict[str, list[int]], *,
-               width: int = 640, height: int = 240) -> Chart:
+               width: int = 640, height: int = 240, x_header: str = "Mois") -> Chart:
     """Lines over time (months): one series per nature or commune."""
     uid = f"graphique-{next(_ids)}"
     left, right, top, bottom = 50, 130, 10, 30
@@ -94,4 +94,4 @@ def line_chart(title: str, x_labels: list[str], series: dict[str, list[int]], *,
     parts.append("</svg>")
     rows = [[label] + [format_count(values[i]) for values in series.values()]
             for i, label in enumerate(x_labels)]
-    return Chart(title, Markup("".join(parts)), [""] + list(series), rows)
+    return Chart(title, Markup("".join(parts)), [x_header] + list(series), rows)

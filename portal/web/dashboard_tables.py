@@ -74,7 +74,8 @@ def monthly_chart(table: Table) -> charts.Chart:
 def communes_chart(table: Table) -> charts.Chart:
     rows = list(table.rows)
     return charts.bar_chart("Pass mis en contre-paiement par commune",
-                            [r["commune"] for r in rows], [r["consumed"] for r in rows])
+                            [r["commune"] for r in rows], [r["consumed"] for r in rows],
+                            label_header="Commune")
 
 
 def structures_table(commune, programme, lines) -> Table:

@@ -29,6 +29,20 @@ function submit(viaCamera) {
 input.addEventListener("keydown", (event) => {
   if (event.key === "Enter") { event.preventDefault(); if (input.value.trim()) submit(false); }
 });
+// Manual entry: Enter in the number goes on to the verification code; Enter in
+// the code sends like the code field does (« Valider dès la lecture » honoured),
+// instead of the browser's implicit submission, which always means « Tester ».
+const serialField = document.getElementById("scan-serial");
+const vcodeField = document.getElementById("scan-vcode");
+serialField.addEventListener("keydown", (event) => {
+  if (event.key === "Enter") { event.preventDefault(); vcodeField.focus(); }
+});
+vcodeField.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter") return;
+  event.preventDefault();
+  if (serialField.value.trim() && vcodeField.value.trim()) submit(false);
+  else serialField.focus();
+});
 
 document.body.addEventListener("htmx:beforeRequest", (event) => {
   const path = event.detail.requestConfig && event.detail.requestConfig.path;
@@ -43,7 +57,9 @@ document.body.addEventListener("htmx:sendError", (event) => {
 document.body.addEventListener("htmx:afterSwap", (event) => {
   if (event.target !== result) return;
   const path = event.detail.requestConfig && event.detail.requestConfig.path;
-  if (path === consumeUrl) { keyField.value = newKey(); input.value = ""; }
+  if (path === consumeUrl) {   // ready for the next pass
+    keyField.value = newKey(); input.value = ""; serialField.value = ""; vcodeField.value = "";
+  }
   if (batch.checked) addToBatch(result.innerHTML);
   input.focus();
 });
@@ -94,7 +110,7 @@ async function enqueue() {
   delete data.csrf_token;
   await store("readwrite", (s) => s.put(data));
   keyField.value = newKey();
-  input.value = "";
+  input.value = ""; serialField.value = ""; vcodeField.value = "";
   result.innerHTML = "";
   const p = document.createElement("p");
   p.className = "scan-big";

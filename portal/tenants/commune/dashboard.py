@@ -71,7 +71,9 @@ def dashboard_panel(programme_id: int, panel: str):
                "etats": ("state", "n")}[panel]
         rows = list(table.rows)
         chart = charts.bar_chart(table.caption, [r[key[0]] for r in rows],
-                                 [r[key[1]] for r in rows])
+                                 [r[key[1]] for r in rows],
+                                 label_header=next(c.label for c in table.columns
+                                                   if c.key == key[0]))
     return render("tenants/dashboards/panel_page.html", partial="tenants/dashboards/_panel.html",
                   table=table, chart=chart, programme=programme,
                   export_endpoint=".dashboard_export",
