@@ -85,9 +85,20 @@ def prepare(carnets: int) -> tuple[list[str], list[str]]:
             Programme.prefix == "MGP2")).scalar_one()
         ccas = db.session.execute(sa.select(Tenant).where(Tenant.slug == "bondy-ccas")).scalar_one()
         user = accounts.find_user(db.session, "prescripteur.bondy-ccas@demo.pass-numerique.fr")
-        # carnets still whole in the Métropole's stock (the demo data ships some)
+        # carnets still whole in the Métropole's stock (the demo data ships
+        # some); order and activate more when the demo stock is too small.
+        from portal.domain import issuance
         from portal.domain.allocation import available_carnet_numbers
         numbers = available_carnet_numbers(db.session, programme, carnets)
+        if len(numbers) < carnets:
+            order = issuance.order_carnets(db.session, programme, carnets - len(numbers),
+                                           actor=Actor(None, programme.issuer_id))
+            issuance.record_payment_reference(db.session, order, "BENCH-SCAN",
+                                              actor=Actor(None, programme.commanditaire_id))
+            issuance.activate_order(db.session, order, actor=Actor(None, programme.issuer_id))
+            db.session.commit()
+            numbers = available_carnet_numbers(db.session, programme, carnets)
+        assert len(numbers) == carnets, (len(numbers), carnets)
         for start in range(0, len(numbers), 100):
             distribute_carnets(db.session, programme, ccas.parent, ccas,
                                numbers[start:start + 100], user.id)
@@ -217,7 +228,7 @@ def weigh_scan_page(port: int) -> float:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--carnets", type=int, default=1000)
+    parser.add_argument("--carnets", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per gunicorn worker (1 = sync workers)")
     args = parser.parse_args()
