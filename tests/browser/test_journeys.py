@@ -558,7 +558,7 @@ def test_operateur_validates_a_pass_with_the_phone_camera(app, camera_phone, tmp
     login(phone, app, "operateur.bondy-centre-social")
     nav(phone, "Scanner")
     page.get_by_label("Valider dès la lecture").check()
-    page.get_by_role("button", name="Activer la caméra").click()
+    page.get_by_role("button", name="Scanner avec la caméra").click()
     result = page.locator("#scan-result .scan-ok")
     result.wait_for(timeout=30_000)
     text = result.inner_text()
