@@ -73,7 +73,8 @@ def _programmes(session: Session, mgp: Tenant, aptic: Tenant) -> None:
         session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 2",
         prefix="MGP2", total_stock=230_000, target_publics=publics + ["jeunes"],
         valid_until=dt.date(year + 1, 12, 31), tolerance_until=dt.date(year + 2, 1, 31),
-        request_window_start=dt.date(year, 1, 1), request_window_end=dt.date(year + 1, 10, 1))
+        request_window_start=dt.date(year, 1, 1), request_window_end=dt.date(year + 1, 10, 1),
+        convention_ends_on=dt.date(year + 1, 10, 31), experience_due_on=dt.date(year + 1, 9, 1))
     for programme in (ami1, ami2):
         for commune in communes:
             session.add(ProgrammePerimeter(programme_id=programme.id, tenant_id=commune.id))

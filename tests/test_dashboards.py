@@ -702,3 +702,26 @@ def test_reddition_page_offers_the_full_verification_lazily(app, browser_factory
     runner = app.test_cli_runner()
     result = runner.invoke(args=["ledger", "anchor", "--period", "2000-01"])
     assert result.exit_code == 0 and "nouvelles écritures vérifiées" in result.output
+
+
+def test_dashboards_open_on_the_current_programme_and_link_the_others(app, browser_factory):
+    """MGP and a commune land on the programme still running (AMI 2; AMI 1
+    ended in 2022), with a link to the other one."""
+    from portal.extensions import db
+    with app.app_context():
+        ami1, ami2 = (db.session.execute(sa.select(Programme).where(Programme.prefix == prefix))
+                      .scalar_one() for prefix in ("MGP1", "MGP2"))
+        assert dashboards.current_programme([ami1, ami2], dt.date(2021, 6, 1)).id == ami2.id
+        assert dashboards.current_programme([ami1], dt.date(2030, 1, 1)).id == ami1.id
+        assert dashboards.current_programme([], dt.date(2030, 1, 1)) is None
+        ami1_id, ami2_id = ami1.id, ami2.id
+    for login, base in (("mgp.agent", "/metropole/mgp"),
+                        ("referent.neuilly-plaisance", "/commune/neuilly-plaisance")):
+        user = browser_factory().login(login)
+        response = user.get(f"{base}/tableau-de-bord")
+        assert response.status_code == 303
+        assert response.headers["Location"].endswith(f"{base}/tableau-de-bord/{ami2_id}")
+        page = user.get(f"{base}/tableau-de-bord/{ami2_id}").text
+        if login == "mgp.agent":     # the commune has a convention for AMI 2 only
+            assert f'href="{base}/tableau-de-bord/{ami1_id}"' in page
+            assert "Autres programmes" in page

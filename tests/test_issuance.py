@@ -124,10 +124,18 @@ def test_programme_settings_form(browser_factory, app):
             "abondement_threshold_pct": "50", "delivery_working_days": "20",
             "valid_until": "2022-01-31", "tolerance_until": "2022-01-31",
             "request_window_start": "2021-01-01", "request_window_end": "2021-10-01",
-            "convention_ends_on": "2021-10-31",
+            "convention_ends_on": "2021-10-31", "experience_due_on": "2021-09-15",
             "target_publics": "seniors"}
     assert mgp.post("/metropole/mgp/programmes/1/modifier", form).status_code == 303
-    assert "AMI 1 modifié" in mgp.get("/metropole/mgp/programmes/1").text
+    page = mgp.get("/metropole/mgp/programmes/1").text
+    assert "AMI 1 modifié" in page and 'value="2021-09-15"' in page
+    with app.app_context():
+        from portal.extensions import db
+        from portal.models import Programme
+        assert db.session.get(Programme, 1).experience_due_on.isoformat() == "2021-09-15"
+    missing = {k: v for k, v in form.items() if k != "experience_due_on"}
+    response = mgp.post("/metropole/mgp/programmes/1/modifier", missing)
+    assert response.status_code == 422 and "Retour d'expérience" in response.text
     bad = dict(form, amorcage_size="cinq mille")
     response = mgp.post("/metropole/mgp/programmes/1/modifier", bad)
     assert response.status_code == 422 and "Volume d'amorçage" in response.text

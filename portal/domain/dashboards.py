@@ -355,6 +355,13 @@ def questionnaire(session: Session, programme: Programme, commune: Tenant
     return result
 
 
+def current_programme(programmes: list[Programme], today: dt.date) -> Programme | None:
+    """The programme a dashboard opens on: the most recent one still within
+    its validity + tolerance, else the most recent one."""
+    running = [p for p in programmes if p.tolerance_until >= today]
+    return max(running or programmes, key=lambda p: p.id, default=None)
+
+
 def programmes_of_commune(session: Session, commune: Tenant) -> list[Programme]:
     return list(session.execute(
         sa.select(Programme).join(Convention, Convention.programme_id == Programme.id)

@@ -46,6 +46,7 @@ AMI1_DEFAULTS = dict(
     request_window_end=dt.date(2021, 10, 1),    # art. 4, 5: "à compter du 1er octobre 2021"
     delivery_working_days=20,           # art. 4, 5
     convention_ends_on=dt.date(2021, 10, 31),   # art. 2
+    experience_due_on=dt.date(2021, 9, 1),      # art. 9: written feedback by 01/09/2021
 )
 
 INT_SETTINGS = {
@@ -63,6 +64,7 @@ DATE_SETTINGS = {
     "request_window_start": "Ouverture des demandes",
     "request_window_end": "Fin des demandes (exclue)",
     "convention_ends_on": "Fin des conventions",
+    "experience_due_on": "Retour d'expérience attendu le",
 }
 
 

@@ -62,7 +62,7 @@ def line_chart(title: str, x_labels: list[str], series: dict[str, list[int]], *,
                width: int = 640, height: int = 240, x_header: str = "Mois") -> Chart:
     """Lines over time (months): one series per nature or commune."""
     uid = f"graphique-{next(_ids)}"
-    left, right, top, bottom = 50, 130, 10, 30
+    left, right, top, bottom = 50, 180, 10, 30
     all_values = [v for values in series.values() for v in values]
     top_value = _nice_max(max(all_values, default=0))
     n = max(1, len(x_labels) - 1)
@@ -89,8 +89,12 @@ def line_chart(title: str, x_labels: list[str], series: dict[str, list[int]], *,
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in enumerate(values)))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
                      f'points="{points}"/>')
+        if len(x_labels) <= 31:     # dots: a series of one month is still visible
+            parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>'
+                         for x, y in (xy(i, v) for i, v in enumerate(values)))
+        legend = name if len(name) <= 26 else name[:25] + "…"
         parts.append(f'<text x="{left + span_x + 8}" y="{top + 14 + 16 * k}" font-size="12" '
-                     f'fill="{colour}">{escape(name[:18])}</text>')
+                     f'fill="{colour}">{escape(legend)}</text>')
     parts.append("</svg>")
     rows = [[label] + [format_count(values[i]) for values in series.values()]
             for i, label in enumerate(x_labels)]

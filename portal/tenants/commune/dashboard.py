@@ -39,11 +39,11 @@ def _convention(programme: Programme) -> Convention:
 
 @bp.route("/tableau-de-bord", permission=Permission.VIEW_TENANT)
 def dashboard_index():
-    programmes = dashboards.programmes_of_commune(db.session, current_tenant())
-    if len(programmes) == 1:
-        return redirect_to(url_for(".dashboard", programme_id=programmes[0].id))
-    return render("tenants/dashboards/programmes.html", programmes=programmes,
-                  endpoint=".dashboard")
+    """Opens on the current programme; the others are linked from there."""
+    current = dashboards.current_programme(dashboards.programmes_of_commune(db.session, current_tenant()), today())
+    if current is None:
+        return render("tenants/dashboards/programmes.html", programmes=[], endpoint=".dashboard")
+    return redirect_to(url_for(".dashboard", programme_id=current.id))
 
 
 @bp.route("/tableau-de-bord/<int:programme_id>", permission=Permission.VIEW_TENANT)
@@ -53,7 +53,9 @@ def dashboard(programme_id: int):
     line = dashboards.commune_figures(db.session, programme, today(), [commune.id])[0]
     return render("tenants/commune/dashboard.html", programme=programme, line=line,
                   carnets=dashboards.carnets(db.session, programme, commune.id),
-                  panels=PANELS, today=today())
+                  panels=PANELS, today=today(),
+                  other_programmes=[p for p in dashboards.programmes_of_commune(db.session, commune)
+                                    if p.id != programme.id])
 
 
 @bp.route("/tableau-de-bord/<int:programme_id>/panneau/<panel>", permission=Permission.VIEW_TENANT)

@@ -21,11 +21,11 @@ PANELS = ("communes", "carnets", "etats", "echeances", "evolution")
 
 @bp.route("/tableau-de-bord", permission=Permission.VIEW_TENANT)
 def dashboard_index():
-    programmes = issuance.programmes_of(db.session, current_tenant())
-    if len(programmes) == 1:
-        return redirect_to(url_for(".dashboard", programme_id=programmes[0].id))
-    return render("tenants/dashboards/programmes.html", programmes=programmes,
-                  endpoint=".dashboard")
+    """Opens on the current programme; the others are linked from there."""
+    current = dashboards.current_programme(issuance.programmes_of(db.session, current_tenant()), today())
+    if current is None:
+        return render("tenants/dashboards/programmes.html", programmes=[], endpoint=".dashboard")
+    return redirect_to(url_for(".dashboard", programme_id=current.id))
 
 
 @bp.route("/tableau-de-bord/<int:programme_id>", permission=Permission.VIEW_TENANT)
@@ -33,8 +33,9 @@ def dashboard(programme_id: int):
     programme = get_or_404(Programme, programme_id)
     day = today()
     dash = dashboards.metropole_headline(db.session, programme, day)
+    others = [p for p in issuance.programmes_of(db.session, current_tenant()) if p.id != programme.id]
     return render("tenants/metropole/dashboard.html", programme=programme, dash=dash, today=day,
-                  panels=PANELS)
+                  panels=PANELS, other_programmes=others)
 
 
 @bp.route("/tableau-de-bord/<int:programme_id>/panneau/<panel>", permission=Permission.VIEW_TENANT)
