@@ -396,3 +396,53 @@ def test_deadlock_victim_is_run_again_and_written_once(app, api, monkeypatch):
         assert db.session.execute(sa.select(sa.func.count()).select_from(Scan)).scalar() == 2
         assert db.session.execute(sa.select(sa.func.count()).select_from(LedgerEntry).where(
             LedgerEntry.nature == Nature.SCAN)).scalar() == 2
+
+
+def test_api_names_the_agent_for_a_pass_handed_out_in_the_same_place(app):
+    """Art. 8 through the API: a token is a device, not a person. A pass handed
+    out in the same structure needs the validating agent named (``agent``),
+    a member allowed to scan and not the prescripteur; elsewhere the scan is
+    recorded with the token and no person."""
+    from portal.domain.permissions import Role
+    with app.app_context():
+        here = hand_out(db.session, carnets=[921], structure_slug=OPERATEUR)  # both hats
+        elsewhere = hand_out(db.session, carnets=[922])                     # by the Bondy CCAS
+        token = new_token(db.session)
+        db.session.commit()
+        service_id = operateurs.active_services(db.session, structure(db.session).id)[0].id
+        codes = {pid: qr(db.session.get(Pass, pid)) for pid in (here[0], elsewhere[0])}
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def consume(pass_id, key, **extra):
+        return _consume(client, headers, {"code": codes[pass_id], "service_id": service_id,
+                                          **extra}, key)
+
+    anonymous = consume(here[0], "a-1")
+    assert anonymous.status_code == 403 and anonymous.json["code"] == "meme_personne"
+    assert "agent" in anonymous.json["message"]
+    stranger = consume(here[0], "a-2", agent="personne@exemple.fr")
+    assert stranger.status_code == 422 and "Agent inconnu" in stranger.json["message"]
+    outsider = consume(here[0], "a-3", agent=PRESCRIPTEUR_EMAIL)       # not a member here
+    assert outsider.status_code == 422
+    with app.app_context():
+        prescripteur = accounts.find_user(db.session, PRESCRIPTEUR_EMAIL)
+        accounts.add_membership(db.session, prescripteur, structure(db.session),
+                                Role.OPERATEUR_AGENT)
+        db.session.commit()
+    same = consume(here[0], "a-4", agent=PRESCRIPTEUR_EMAIL)
+    assert same.status_code == 403 and "vous-même remis" in same.json["message"]
+    agent_email = f"operateur.{OPERATEUR}@demo.pass-numerique.fr"
+    other = consume(here[0], "a-5", agent=agent_email.upper())
+    assert other.status_code == 201 and other.json["message"] == "Pass validé"
+    plain = consume(elsewhere[0], "a-6")
+    assert plain.status_code == 201
+    with app.app_context():
+        agent = accounts.find_user(db.session, agent_email)
+        by_pass = {s.pass_id: s for s in db.session.execute(sa.select(Scan)).scalars()}
+        assert set(by_pass) == {here[0], elsewhere[0]}
+        assert by_pass[here[0]].user_id == agent.id
+        assert by_pass[elsewhere[0]].user_id is None and by_pass[elsewhere[0]].api_token_id
+        entry = db.session.execute(sa.select(LedgerEntry).where(
+            LedgerEntry.nature == Nature.SCAN, LedgerEntry.pass_first_id == here[0])).scalar_one()
+        assert entry.actor_user_id == agent.id

@@ -51,6 +51,12 @@ def document() -> dict:
                                        "description": "Service rendu (catalogue du lieu)."},
                         "occurred_at": {"type": "string", "format": "date-time",
                                         "description": "Heure du scan hors ligne (≤ 7 jours)."},
+                        "agent": {"type": "string", "format": "email",
+                                  "description": "Adresse e-mail de l'agent opérateur qui valide "
+                                                 "(membre de la structure). Obligatoire pour un "
+                                                 "pass remis dans ce même lieu : l'agent qui "
+                                                 "valide ne peut être celui qui l'a remis "
+                                                 "(convention, art. 8)."},
                     }},
                 "Scan": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "serial": {"type": "string"},

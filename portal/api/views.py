@@ -3,23 +3,39 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
 from flask import current_app, g, jsonify, request
 
 from portal.api import bp
 from portal.api.openapi import document
-from portal.domain import operateurs, scanning
+from portal.domain import accounts, operateurs, scanning
 from portal.domain.errors import DomainError, InvalidInput, NotFound
 from portal.domain.permissions import Permission
 from portal.extensions import db
-from portal.models import Channel, Scan
+from portal.models import Channel, Membership, Scan
 from portal.web.gate import current_tenant
 
-_FIELDS = {"code", "serial", "verification_code", "service_id", "occurred_at"}
+_FIELDS = {"code", "serial", "verification_code", "service_id", "occurred_at", "agent"}
 
 
-def _scanner() -> scanning.Scanner:
+def _scanner(data: dict | None = None) -> scanning.Scanner:
+    """The structure of the token, and the agent the request names (its
+    e-mail in ``agent``): a member of this structure allowed to scan. Without
+    an agent nobody is accountable but the token (art. 8 is then checked
+    against the structure that handed the pass out)."""
     token = g.api_token
-    return scanning.Scanner(current_tenant(), token.created_by_id, token.id)
+    structure = current_tenant()
+    email = _text(data or {}, "agent").strip()
+    if not email:
+        return scanning.Scanner(structure, None, token.id)
+    user = accounts.find_user(db.session, email)
+    membership = db.session.execute(sa.select(Membership).where(
+        Membership.user_id == user.id, Membership.tenant_id == structure.id)
+    ).scalar_one_or_none() if user is not None and user.is_active else None
+    if membership is None or Permission.SCAN_PASS not in membership.permissions:
+        raise InvalidInput(f"Agent inconnu pour ce lieu : « {email[:100]} » n'est pas un agent "
+                           "opérateur de cette structure.", field="agent")
+    return scanning.Scanner(structure, user.id, token.id)
 
 
 def _payload() -> dict:
@@ -82,8 +98,9 @@ def openapi():
 
 @bp.route("/pass/test", methods=["POST"], permission=Permission.SCAN_PASS)
 def test_pass():
-    data = scan_input(_payload(), Channel.API)
-    verdict = _throttled(lambda: scanning.test_pass(db.session, data, _scanner()))
+    payload = _payload()
+    data = scan_input(payload, Channel.API)
+    verdict = _throttled(lambda: scanning.test_pass(db.session, data, _scanner(payload)))
     body = verdict.as_json()
     body["valid"] = True
     return jsonify(body)
@@ -92,10 +109,11 @@ def test_pass():
 @bp.route("/scans", methods=["POST"], permission=Permission.SCAN_PASS)
 def consume():
     key = scanning.validate_key(request.headers.get("Idempotency-Key"))
-    data = scan_input(_payload(), Channel.API)
+    payload = _payload()
+    data = scan_input(payload, Channel.API)
 
     def run():
-        outcome = scanning.consume_once(db.session, data, _scanner(), key)
+        outcome = scanning.consume_once(db.session, data, _scanner(payload), key)
         if outcome.error is not None and isinstance(outcome.error, (NotFound, InvalidInput)):
             raise outcome.error
         return outcome

@@ -42,7 +42,7 @@ _PROFILE = (sa.select(OperateurProfile.qualification, OperateurProfile.commune_a
 _SERVICES = (sa.select(OperateurService.id, OperateurService.name)
              .where(OperateurService.structure_id == _bp("structure_id"),
                     OperateurService.active.is_(True)))
-_HANDED_OUT_BY = (sa.select(LedgerEntry.actor_user_id)
+_HANDED_OUT_BY = (sa.select(LedgerEntry.actor_user_id, LedgerEntry.actor_tenant_id)
                   .where(LedgerEntry.programme_id == _bp("programme_id"),
                          LedgerEntry.nature == Nature.DISTRIBUTION,
                          LedgerEntry.pass_first_id <= _bp("pass_id"),
@@ -93,8 +93,9 @@ class KeyReused(InvalidInput):
 
 @dataclass(frozen=True)
 class Scanner:
-    """Who scans: a structure, and the person accountable (the signed-in
-    user, or for an API token the admin who created it)."""
+    """Who scans: a structure, and the person accountable — the signed-in
+    user, or for an API token the agent the request names (``agent``), else
+    nobody (the token is recorded on the scan)."""
     structure: Tenant
     user_id: int | None
     api_token_id: int | None = None
@@ -197,10 +198,11 @@ def last_scan(session: Session, pass_id: int) -> tuple[Scan, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def handed_out_by(session: Session, found: Pass) -> int | None:
-    """The user of the DISTRIBUTION entry covering this pass (art. 8)."""
-    return session.execute(_HANDED_OUT_BY, {"programme_id": found.programme_id,
-                                            "pass_id": found.id}).scalar()
+def handed_out_by(session: Session, found: Pass) -> tuple[int | None, int | None]:
+    """(user, structure) of the DISTRIBUTION entry covering this pass (art. 8)."""
+    row = session.execute(_HANDED_OUT_BY, {"programme_id": found.programme_id,
+                                           "pass_id": found.id}).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.date) -> Programme:
@@ -224,9 +226,16 @@ def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.date) 
         raise NotHandedOut("Pass pas encore remis à un bénéficiaire par un prescripteur : il "
                            "ne peut pas être utilisé.")
     ensure_can_scan(session, scanner.structure)
-    if scanner.user_id is not None and handed_out_by(session, found) == scanner.user_id:
-        raise SamePerson("Vous avez vous-même remis ce pass : un autre agent doit le valider "
-                         "(convention, art. 8 : deux personnes distinctes).")
+    if scanner.user_id is not None:
+        if handed_out_by(session, found)[0] == scanner.user_id:
+            raise SamePerson("Vous avez vous-même remis ce pass : un autre agent doit le valider "
+                             "(convention, art. 8 : deux personnes distinctes).")
+    elif handed_out_by(session, found)[1] == scanner.structure.id:
+        # An API client that names no agent: the person cannot be told apart
+        # from the prescripteur of this same place, so art. 8 cannot be checked.
+        raise SamePerson("Ce pass a été remis dans ce lieu : indiquez l'agent qui le valide "
+                         "(champ « agent », son adresse e-mail), qui ne peut être celui qui l'a "
+                         "remis (convention, art. 8 : deux personnes distinctes).")
     return programme
 
 
