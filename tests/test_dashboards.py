@@ -725,3 +725,40 @@ def test_dashboards_open_on_the_current_programme_and_link_the_others(app, brows
         if login == "mgp.agent":     # the commune has a convention for AMI 2 only
             assert f'href="{base}/tableau-de-bord/{ami1_id}"' in page
             assert "Autres programmes" in page
+    aptic = browser_factory().login("aptic.agent").get("/mandataire/aptic/tableau-de-bord").text
+    assert aptic.index("Pass Numérique MGP — AMI 2") < aptic.index("Pass Numérique MGP — AMI 1")
+
+
+def test_structure_home_shows_the_role_actions_and_figures(app, browser_factory):
+    """A prescripteur lands on its stock and this month's remises, with the
+    "Remettre un carnet" action; an opérateur on "Scanner un pass"; the
+    figures equal a recount."""
+    import html
+
+    from portal.extensions import db
+    from portal.formatting import format_count
+    from portal.models import Distribution, Tenant
+    with app.app_context():
+        ccas = db.session.execute(sa.select(Tenant).where(
+            Tenant.slug == "neuilly-plaisance-ccas")).scalar_one()
+        in_stock = db.session.execute(sa.select(
+            sa.func.count(sa.distinct(Pass.carnet_id)), sa.func.count()).where(
+            Pass.holder_id == ccas.id, Pass.state == S.REPARTI)).one()
+        month_start = dt.datetime.now(PARIS).replace(day=1, hour=0, minute=0, second=0,
+                                                     microsecond=0)
+        handed = db.session.execute(sa.select(sa.func.count(),
+                                              sa.func.coalesce(sa.func.sum(Distribution.pass_count), 0))
+                                    .where(Distribution.structure_id == ccas.id,
+                                           Distribution.created_at >= month_start)).one()
+    assert in_stock[0] > 0         # the demo data split carnets to this CCAS
+    page = html.unescape(browser_factory().login("prescripteur.neuilly-plaisance-ccas")
+                         .get("/structure/neuilly-plaisance-ccas/").text)
+    assert "Remettre un carnet" in page and "Scanner un pass" not in page
+    assert f"Carnets en stock<strong>{format_count(in_stock[0])}</strong>" \
+           f"{format_count(in_stock[1])} pass" in page
+    assert f"Remises ce mois-ci<strong>{format_count(handed[0])}</strong>" \
+           f"{format_count(int(handed[1]))} pass" in page
+    page = browser_factory().login("operateur.neuilly-plaisance-centre-social").get(
+        "/structure/neuilly-plaisance-centre-social/").text
+    assert "Scanner un pass" in page and "Carnets en stock" not in page
+    assert "/structure/neuilly-plaisance-centre-social/scan" in page

@@ -65,8 +65,10 @@ def _panels(programme: Programme) -> dict:
 @bp.route("/tableau-de-bord", permission=Permission.VIEW_TENANT)
 def dashboard():
     issuer = current_tenant()
-    programmes = issuance.programmes_of(db.session, issuer)
     day = today()
+    # Programmes still running first (most recent first), ended ones after.
+    programmes = sorted(issuance.programmes_of(db.session, issuer),
+                        key=lambda p: (p.tolerance_until < day, -p.id))
     return render("tenants/mandataire/dashboard.html", today=day,
                   mandates=[(m, mandates.mandate_status_label(m, day))
                             for m in mandates.mandates_of(db.session, issuer)],
