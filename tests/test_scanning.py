@@ -419,7 +419,7 @@ def test_api_names_the_agent_for_a_pass_handed_out_in_the_same_place(app):
                                           **extra}, key)
 
     anonymous = consume(here[0], "a-1")
-    assert anonymous.status_code == 403 and anonymous.json["code"] == "meme_personne"
+    assert anonymous.status_code == 422 and anonymous.json["code"] == "agent_requis"
     assert "agent" in anonymous.json["message"]
     stranger = consume(here[0], "a-2", agent="personne@exemple.fr")
     assert stranger.status_code == 422 and "Agent inconnu" in stranger.json["message"]
@@ -433,8 +433,13 @@ def test_api_names_the_agent_for_a_pass_handed_out_in_the_same_place(app):
     same = consume(here[0], "a-4", agent=PRESCRIPTEUR_EMAIL)
     assert same.status_code == 403 and "vous-même remis" in same.json["message"]
     agent_email = f"operateur.{OPERATEUR}@demo.pass-numerique.fr"
-    other = consume(here[0], "a-5", agent=agent_email.upper())
+    # the incomplete request was not stored with its key: resent with the agent, it passes
+    other = consume(here[0], "a-1", agent=agent_email.upper())
     assert other.status_code == 201 and other.json["message"] == "Pass validé"
+    replay = consume(here[0], "a-1", agent=agent_email)
+    assert replay.status_code == 200 and replay.json == other.json
+    reused = consume(here[0], "a-1", agent=PRESCRIPTEUR_EMAIL)   # same key, another agent
+    assert reused.status_code == 422 and reused.json["code"] == "cle_reutilisee"
     plain = consume(elsewhere[0], "a-6")
     assert plain.status_code == 201
     with app.app_context():

@@ -53,8 +53,9 @@ def document() -> dict:
                                         "description": "Heure du scan hors ligne (≤ 7 jours)."},
                         "agent": {"type": "string", "format": "email",
                                   "description": "Adresse e-mail de l'agent opérateur qui valide "
-                                                 "(membre de la structure). Obligatoire pour un "
-                                                 "pass remis dans ce même lieu : l'agent qui "
+                                                 "(membre de la structure). Obligatoire (sinon 422 "
+                                                 "agent_requis) pour un pass remis dans ce même "
+                                                 "lieu : l'agent qui "
                                                  "valide ne peut être celui qui l'a remis "
                                                  "(convention, art. 8)."},
                     }},

@@ -91,6 +91,12 @@ class KeyReused(InvalidInput):
     code = "cle_reutilisee"
 
 
+class AgentRequired(InvalidInput):
+    """An API scan of a pass handed out in the same place names no agent: the
+    request is incomplete (not stored with its key: resend it with ``agent``)."""
+    code = "agent_requis"
+
+
 @dataclass(frozen=True)
 class Scanner:
     """Who scans: a structure, and the person accountable — the signed-in
@@ -233,9 +239,10 @@ def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.date) 
     elif handed_out_by(session, found)[1] == scanner.structure.id:
         # An API client that names no agent: the person cannot be told apart
         # from the prescripteur of this same place, so art. 8 cannot be checked.
-        raise SamePerson("Ce pass a été remis dans ce lieu : indiquez l'agent qui le valide "
-                         "(champ « agent », son adresse e-mail), qui ne peut être celui qui l'a "
-                         "remis (convention, art. 8 : deux personnes distinctes).")
+        raise AgentRequired("Ce pass a été remis dans ce lieu : indiquez l'agent qui le valide "
+                            "(champ « agent », son adresse e-mail), qui ne peut être celui qui "
+                            "l'a remis (convention, art. 8 : deux personnes distinctes).",
+                            field="agent")
     return programme
 
 
@@ -397,6 +404,10 @@ def _consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
     used flags a double-scan anomaly for #APTIC. This function commits."""
     structure_id = scanner.structure.id
     fingerprint = data.fingerprint()
+    if scanner.api_token_id is not None and scanner.user_id is not None:
+        # The agent an API request names is part of the request: the same key
+        # with another agent is another request (422), not a replay.
+        fingerprint = hashlib.sha256(f"{fingerprint}|agent:{scanner.user_id}".encode()).hexdigest()
     previous = _lookup(session, structure_id, key, fingerprint)
     if previous is not None:
         session.rollback()
