@@ -762,3 +762,18 @@ def test_structure_home_shows_the_role_actions_and_figures(app, browser_factory)
         "/structure/neuilly-plaisance-centre-social/").text
     assert "Scanner un pass" in page and "Carnets en stock" not in page
     assert "/structure/neuilly-plaisance-centre-social/scan" in page
+
+
+def test_aptic_panels_are_headed_under_their_programme(app, browser_factory):
+    """On the #APTIC dashboard a programme is an h2, so its lazy panels are h3;
+    the same panel opened as a page (no htmx) is an h2 under the page's h1."""
+    from portal.extensions import db
+    with app.app_context():
+        programme_id = db.session.execute(sa.select(Programme.id).where(
+            Programme.prefix == "MGP2")).scalar_one()
+    aptic = browser_factory().login("aptic.agent")
+    url = f"/mandataire/aptic/tableau-de-bord/{programme_id}/panneau/anomalies"
+    fragment = aptic.get(url, headers={"HX-Request": "true"}).text
+    assert "<h3>Anomalies" in fragment and "<h2>" not in fragment
+    page = aptic.get(url).text
+    assert "<h2>Anomalies" in page and "<h3>Anomalies" not in page

@@ -15,7 +15,7 @@ from flask import abort
 from portal.domain import allocation, dashboards, issuance, mandate as mandates, network
 from portal.domain.permissions import Permission
 from portal.domain.tables import Column, Table
-from portal.extensions import db
+from portal.extensions import db, htmx
 from portal.models import Convention, Programme, Shipment, Tenant, Tranche
 from portal.tenants.mandataire import bp
 from portal.web.clock import today
@@ -85,6 +85,8 @@ def dashboard_panel(programme_id: int, panel: str):
     table = panels[panel][1](programme)
     return render("tenants/dashboards/panel_page.html", partial="tenants/dashboards/_panel.html",
                   table=table, chart=chart_of(table), programme=programme,
+                  # inside the dashboard the programme is the h2: its panels are h3
+                  panel_heading_level=3 if htmx else 2,
                   export_endpoint=".dashboard_export",
                   export_args={"programme_id": programme.id, "panel": panel})
 
