@@ -33,3 +33,14 @@ def add_common_views(bp: TenantBlueprint) -> None:
     @bp.route("/membres", permission=Permission.MANAGE_MEMBERS)
     def members():
         return render("tenants/members.html", members=members_of(current_tenant()))
+
+
+def todo_items():
+    """The « À traiter » items of the tenant of the URL (portal/domain/todo.py),
+    keeping those whose page the member may open (the page's permission)."""
+    from portal.domain import todo
+    from portal.web.clock import today
+    from portal.web.gate import access_rule, has_permission
+    items = todo.items_for(db.session, current_tenant(), today())
+    return [i for i in items if (rule := access_rule(i.endpoint)) is not None
+            and rule.permission is not None and has_permission(rule.permission)]

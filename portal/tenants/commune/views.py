@@ -11,6 +11,7 @@ from portal.extensions import db
 from portal.models import Programme, ProgrammePerimeter, Tenant
 from portal.printing.carnets import render_explanatory_document
 from portal.tenants.commune import bp
+from portal.tenants.common import todo_items
 from portal.web.gate import current_tenant
 from portal.web.render import render
 
@@ -33,7 +34,7 @@ def _programmes(commune: Tenant) -> list[Programme]:
 def home():
     commune = current_tenant()
     return render("tenants/commune/home.html", structures=_structures(commune),
-                  programmes=_programmes(commune))
+                  programmes=_programmes(commune), todo=todo_items())
 
 
 @bp.route("/programmes/<int:programme_id>/document-explicatif.pdf",

@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.formatting import format_count
 from portal.models import LedgerEntry, PassOrder, PrintJob, PrintJobStatus, Programme
 from portal.printing import jobs
+from portal.tenants.common import todo_items
 from portal.tenants.mandataire import bp
 from portal.web import forms
 from portal.web.actor import current_actor
@@ -23,7 +24,7 @@ from portal.web.scoping import get_or_404
 
 @bp.route("/", permission=Permission.VIEW_TENANT)
 def home():
-    return render("tenants/mandataire/home.html")
+    return render("tenants/mandataire/home.html", todo=todo_items())
 
 
 @bp.route("/emission", permission=Permission.VIEW_TENANT)

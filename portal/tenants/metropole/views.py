@@ -8,6 +8,7 @@ from portal.domain import calendar, issuance
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.models import PassOrder, Programme, Tenant
+from portal.tenants.common import todo_items
 from portal.tenants.metropole import bp
 from portal.web import forms
 from portal.web.actor import current_actor
@@ -24,7 +25,7 @@ def home():
         sa.select(Tenant).where(Tenant.kind == TenantKind.COMMUNE,
                                 Tenant.parent_id == metropole.id)
         .order_by(Tenant.name)).scalars().all()
-    return render("tenants/metropole/home.html", communes=communes)
+    return render("tenants/metropole/home.html", communes=communes, todo=todo_items())
 
 
 @bp.route("/programmes", permission=Permission.VIEW_TENANT)
