@@ -39,3 +39,23 @@ def drop_ledger_protection(session) -> None:
         for name in ("ledger_entries_no_update", "ledger_entries_no_delete",
                      "ledger_anchors_no_update", "ledger_anchors_no_delete"):
             session.execute(sa.text(f"DROP TRIGGER {name}"))
+
+
+def next_totp_code(app, email: str) -> str:
+    """The code an administrator's authenticator app shows now, for a step
+    not used yet (waits when every code of the window was already used).
+    The current step, not an older one the window still accepts: that one
+    may expire between being typed and being checked."""
+    import time
+
+    from portal.auth import totp
+    from portal.domain import accounts
+    from portal.extensions import db
+    from portal.security import twofactor
+    with app.app_context():
+        cred = twofactor.credential(db.session, accounts.find_user(db.session, email))
+        secret, last = cred.secret, cred.last_step
+        db.session.remove()
+    while last is not None and totp.step_at() + totp.WINDOW <= last:
+        time.sleep(1)
+    return totp.hotp(secret, max(totp.step_at(), (last or 0) + 1))

@@ -14,12 +14,11 @@ Closed ``<details>`` are opened before axe runs, since axe skips hidden content.
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, MOBILE, VENDOR, PageWatch
+from tests.browser.conftest import ARTIFACTS, MOBILE, PageWatch
 
 DESKTOP = {"width": 1280, "height": 900}
 PASSWORD = "demo-pass-numerique"
@@ -79,19 +78,8 @@ class RoleWatch(PageWatch):
         if "/connexion/" not in self.page.url:
             return []
         problems = check_page(self, f"{local} {urlsplit(self.page.url).path}")
-        from portal.auth import totp
-        from portal.domain import accounts
-        from portal.extensions import db
-        from portal.security import twofactor
-        with app.app_context():
-            user = accounts.find_user(db.session, f"{local}@demo.pass-numerique.fr")
-            cred = twofactor.credential(db.session, user)
-            secret, last = cred.secret, cred.last_step
-            db.session.remove()
-        while last is not None and totp.step_at() + totp.WINDOW <= last:
-            time.sleep(1)
-        step = max(totp.step_at(), (last or 0) + 1)  # not an older one: it may expire in transit
-        self.page.fill("#code", totp.hotp(secret, step))
+        from helpers import next_totp_code
+        self.page.fill("#code", next_totp_code(app, f"{local}@demo.pass-numerique.fr"))
         self.page.click("button[type=submit]")
         self.page.wait_for_load_state()
         assert "/connexion/" not in self.page.url, f"{local}: second factor refused"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ import sqlalchemy as sa
 import zxingcpp
 from PIL import Image
 
-from portal.auth import totp
+from helpers import next_totp_code
 from portal.demo_operateurs import select_pass_ids
 from portal.domain import (accounts, allocation, calendar, custody, distribution, keys, ledger,
                            operateurs, scanning, serials, settlement)
@@ -46,7 +45,6 @@ from portal.models import (Anomaly, AnomalyKind, Carnet, Channel, Convention, Di
                            Statement, StatementStatus, Tenant, Tranche, TrancheKind,
                            TrancheStatus)
 from portal.printing.qr import QUIET_ZONE, qr_rows
-from portal.security import twofactor
 from browser.conftest import ARTIFACTS, CHROMIUM, MOBILE, PageWatch  # same module as pytest loads
 
 DOMAIN = "demo.pass-numerique.fr"
@@ -101,6 +99,17 @@ def assert_ledger_intact(session):
     assert report.ok, report.first_problem
 
 
+def open_allocation_as_mgp(watched: PageWatch, app, prog):
+    """MGP's administrator opens the programme's allocation page from the menu."""
+    login(watched, app, "mgp.admin")
+    page = watched.page
+    nav(watched, "Programmes")
+    page.locator("section.card", has_text=prog.name).get_by_role(
+        "link", name="Allocation aux communes").click()
+    page.wait_for_load_state()
+    return page
+
+
 def count(n: int) -> str:
     return format_count(n)      # 5 000 with a narrow no-break space, as the pages write it
 
@@ -112,13 +121,7 @@ def login(watch: PageWatch, app, local: str):
     watch.login(local)
     if "/connexion/verification" not in page.url:
         return
-    with App(app) as session:
-        cred = twofactor.credential(session, user(session, local))
-        secret, last = cred.secret, cred.last_step
-    while last is not None and totp.step_at() + totp.WINDOW <= last:
-        time.sleep(1)
-    step = max(totp.step_at(), (last or 0) + 1)  # not an older one: it may expire in transit
-    page.fill("#code", totp.hotp(secret, step))
+    page.fill("#code", next_totp_code(app, f"{local}@demo.pass-numerique.fr"))
     page.click("main button[type=submit]")
     page.wait_for_load_state()
     assert "/connexion/" not in page.url, page.inner_text("main")
@@ -200,12 +203,7 @@ def test_mgp_confirms_montreuil_amorcage(app, watched):
         tranche_id, prog = tranche.id, programme(session)
         entries_before = len(ledger_entries(session, "livraison"))
 
-    login(watched, app, "mgp.admin")
-    page = watched.page
-    nav(watched, "Programmes")
-    page.locator("section.card", has_text=prog.name).get_by_role(
-        "link", name="Allocation aux communes").click()
-    page.wait_for_load_state()
+    page = open_allocation_as_mgp(watched, app, prog)
     assert f"Allocation des pass — {prog.name}" in page.inner_text("h1")
     pending = page.locator("table tr", has_text="Montreuil").first
     assert "5\u202f000" in pending.inner_text()
@@ -737,12 +735,7 @@ def test_mgp_sees_neuilly_become_an_abondement_candidate(app, watched):
         prog, conv_id = programme(session), convention(session, "neuilly-plaisance").id
         admin_id = user(session, "mgp.admin").id
 
-    login(watched, app, "mgp.admin")
-    page = watched.page
-    nav(watched, "Programmes")
-    page.locator("section.card", has_text=prog.name).get_by_role(
-        "link", name="Allocation aux communes").click()
-    page.wait_for_load_state()
+    page = open_allocation_as_mgp(watched, app, prog)
     follow_up = page.locator("table", has=page.locator("th", has_text="Conditions d'amorçage"))
 
     def neuilly_row() -> list[str]:
