@@ -1,8 +1,6 @@
 """Pass Numérique portal: application factory."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from portal.config import PROJECT_ROOT, load_config
@@ -21,7 +19,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
         hops = app.config["PORTAL_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-    logging.basicConfig(level=logging.INFO if app.debug or app.testing else logging.WARNING)
+    from portal.observability import web as observability
+    observability.init_app(app)
 
     from portal.domain import keys
     keys.configure(app.config["PASS_MAC_KEYS"], app.config["PASS_MAC_ACTIVE_KEY"],
@@ -48,6 +47,9 @@ def create_app(overrides: dict | None = None) -> Flask:
                                           app.config["LOGIN_THROTTLE"])
     if app.testing:
         app.extensions["outbox"] = []
+
+    from portal import jobs
+    jobs.init_app(app)
 
     from portal.web import converters, errors, gate, headers, templating
     converters.init_app(app)

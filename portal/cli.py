@@ -179,3 +179,5 @@ def init_app(app):
     app.cli.add_command(monthly_report_command)
     from portal.security import cli as security_cli
     security_cli.init_app(app)
+    from portal.jobs import cli as jobs_cli
+    jobs_cli.init_app(app)

@@ -67,6 +67,20 @@ def load_config(overrides: dict | None = None) -> dict:
         # (must stay well under gunicorn's worker timeout, 30 s by default).
         "DATABASE_CONNECT_TIMEOUT": int(env.get("DATABASE_CONNECT_TIMEOUT", "5") or 5),
         "REDIS_URL": env.get("REDIS_URL") or None,
+        # Job queue (portal.jobs): RQ queue name; seconds without a heartbeat after
+        # which a print job « en cours » is taken as abandoned by a dead worker.
+        "RQ_QUEUE": env.get("RQ_QUEUE", "portal"),
+        "JOB_STALE_SECONDS": int(env.get("JOB_STALE_SECONDS", "90") or 90),
+        # Base URL of links in e-mails written by workers (no request there).
+        "PORTAL_BASE_URL": env.get("PORTAL_BASE_URL", "http://127.0.0.1:5000"),
+        # Observability: JSON logs (default outside development), /metrics access.
+        "LOG_FORMAT": env.get("LOG_FORMAT", "text" if portal_env == "development" else "json"),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "METRICS_ALLOWED_IPS": env.get("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128"),
+        "SENTRY_DSN": env.get("SENTRY_DSN") or None,
+        # Development/tests: write e-mails as .eml files in this directory.
+        "MAIL_DIR": env.get("MAIL_DIR") if relaxed else None,
         # Base of the URL printed in QR codes (uppercase keeps QR alphanumeric mode).
         "PASS_BASE_URL": env.get("PASS_BASE_URL", "HTTP://127.0.0.1:5000"),
         "SESSION_COOKIE_HTTPONLY": True,
@@ -95,6 +109,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "TESTING": portal_env == "testing",
     }
     config.update(overrides)
+    if not relaxed and not config["REDIS_URL"]:
+        raise ConfigError(
+            f"REDIS_URL is not set (PORTAL_ENV={portal_env}): production needs the job queue "
+            "(print jobs, e-mail, scheduled duties run in `flask --app wsgi worker`). Jobs run "
+            "inline only with PORTAL_ENV=development.")
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         config["SQLALCHEMY_DATABASE_URI"])
     return config

@@ -12,6 +12,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from portal.domain import accounts
 from portal.domain.errors import InvalidInput
 from portal.extensions import db
+from portal.jobs import enqueue
 from portal.mail import send_mail
 from portal.auth import twofactor as second_factor
 from portal.auth.identity import SignedInUser
@@ -129,6 +130,21 @@ def _reset_fingerprint(user) -> str:
     return user.password_hash[-16:]
 
 
+def send_reset_link(email: str) -> bool:
+    """Job ``auth.password_reset``: mail a reset link if an active account has this address."""
+    user = accounts.find_user(db.session, email)
+    if user is None or not user.is_active:
+        return False
+    token = _reset_serializer().dumps({"u": user.id, "f": _reset_fingerprint(user)})
+    link = url_for("auth.reset_password", token=token, _external=True)
+    minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
+    send_mail(user.email, "Pass Numérique : réinitialisation de votre mot de passe",
+              f"Bonjour {user.full_name},\n\nPour choisir un nouveau mot de passe, "
+              f"ouvrez ce lien (valable {minutes} minutes) :\n{link}\n\n"
+              "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message.")
+    return True
+
+
 @bp.route("/mot-de-passe-oublie", methods=["GET", "POST"])
 @public
 def forgot_password():
@@ -137,15 +153,9 @@ def forgot_password():
         throttle = current_app.extensions["throttle"]
         throttle.check(per_ip=_client_ip())
         throttle.failure(per_ip=_client_ip())  # every request counts against the IP
-        user = accounts.find_user(db.session, email)
-        if user is not None and user.is_active:
-            token = _reset_serializer().dumps({"u": user.id, "f": _reset_fingerprint(user)})
-            link = url_for("auth.reset_password", token=token, _external=True)
-            minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
-            send_mail(user.email, "Pass Numérique : réinitialisation de votre mot de passe",
-                      f"Bonjour {user.full_name},\n\nPour choisir un nouveau mot de passe, "
-                      f"ouvrez ce lien (valable {minutes} minutes) :\n{link}\n\n"
-                      "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message.")
+        # Same work and time whether or not the account exists: the request only
+        # enqueues; the job looks the account up and sends only if it exists.
+        enqueue("auth.password_reset", email)
         flash("Si un compte correspond à cette adresse, un lien de réinitialisation "
               "vient d'y être envoyé.", "info")
         return redirect(url_for("auth.login"), code=303)
