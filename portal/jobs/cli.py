@@ -63,11 +63,19 @@ def scheduler_command():
     queue = _rq_queue()
     cron = CronScheduler(connection=queue.connection,
                          logging_level=current_app.config["LOG_LEVEL"])
-    for duty in DUTIES.values():
-        cron.register(execute, queue.name, args=("duty.run", (duty.name,), {}), cron=duty.cron,
-                      name=f"duty:{duty.name}")
-    cron.register(execute, queue.name, args=("jobs.reap", (), {}), interval=60, name="jobs:reap")
+    register_schedule(cron, queue.name)
     cron.start()
+
+
+def register_schedule(cron, queue_name: str) -> None:
+    """Each duty on its cron line; the dead-worker reaper every minute."""
+    from portal.jobs.duties import DUTIES
+    from portal.jobs.tasks import execute
+    for duty in DUTIES.values():
+        cron.register(execute, queue_name, args=("duty.run", (duty.name,), {}), cron=duty.cron,
+                      name=f"duty:{duty.name}")
+    cron.register(execute, queue_name, args=("jobs.reap", (), {}), interval=60,
+                  name="jobs:reap")
 
 
 @duty_cli.command("run")

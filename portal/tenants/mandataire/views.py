@@ -118,3 +118,11 @@ def ledger_verification(programme_id: int):
     report = ledger.verify(db.session, programme.id)
     return render("tenants/_ledger_report.html", partial="tenants/_ledger_report.html",
                   report=report, programme=programme)
+
+
+@bp.route("/taches-planifiees", permission=Permission.VIEW_TENANT)
+def schedules_page():
+    """The scheduled duties: last run, outcome, next run (issue 16)."""
+    from portal.jobs import duties
+    return render("tenants/mandataire/schedules.html", rows=duties.overview(db.session),
+                  status_labels={"termine": "terminé", "echec": "échec", "en_cours": "en cours"})
