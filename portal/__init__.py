@@ -21,6 +21,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     from portal.observability import web as observability
     observability.init_app(app)
+    if app.config["PORTAL_ENV"] not in ("development", "testing"):
+        from portal.printing.carnets import check_fonts
+        check_fonts()           # production refuses to start without the PDF fonts
 
     from portal.domain import keys
     keys.configure(app.config["PASS_MAC_KEYS"], app.config["PASS_MAC_ACTIVE_KEY"],

@@ -74,13 +74,13 @@ def load_config(overrides: dict | None = None) -> dict:
         # Base URL of links in e-mails written by workers (no request there).
         "PORTAL_BASE_URL": env.get("PORTAL_BASE_URL", "http://127.0.0.1:5000"),
         # Observability: JSON logs (default outside development), /metrics access.
-        "LOG_FORMAT": env.get("LOG_FORMAT", "text" if portal_env == "development" else "json"),
+        "LOG_FORMAT": env.get("LOG_FORMAT", "text" if relaxed else "json"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         "METRICS_ALLOWED_IPS": env.get("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128"),
         "SENTRY_DSN": env.get("SENTRY_DSN") or None,
-        # Development/tests: write e-mails as .eml files in this directory.
-        "MAIL_DIR": env.get("MAIL_DIR") if relaxed else None,
+        # Without SMTP_HOST: write e-mails as .eml files in this pickup directory.
+        "MAIL_DIR": env.get("MAIL_DIR") or None,
         # Base of the URL printed in QR codes (uppercase keeps QR alphanumeric mode).
         "PASS_BASE_URL": env.get("PASS_BASE_URL", "HTTP://127.0.0.1:5000"),
         "SESSION_COOKIE_HTTPONLY": True,

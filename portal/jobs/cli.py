@@ -58,8 +58,6 @@ def scheduler_command():
     """Enqueue the duties on their schedule (RQ's CronScheduler) and the reaper every minute."""
     from rq.cron import CronScheduler
 
-    from portal.jobs.duties import DUTIES
-    from portal.jobs.tasks import execute
     queue = _rq_queue()
     cron = CronScheduler(connection=queue.connection,
                          logging_level=current_app.config["LOG_LEVEL"])

@@ -78,7 +78,8 @@ def print_carnets(job_id: int) -> None:
     from portal.extensions import db
     from portal.printing import jobs
     config = current_app.config
-    jobs.run_print_job(db.session, job_id, config["PASS_BASE_URL"], config["PRINT_DIR"])
+    jobs.run_print_job(db.session, job_id, config["PASS_BASE_URL"], config["PRINT_DIR"],
+                       stale_seconds=config["JOB_STALE_SECONDS"])
 
 
 def deliver_mail(to: str, subject: str, body: str) -> None:

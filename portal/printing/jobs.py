@@ -89,22 +89,27 @@ INTERRUPTED = ("L'impression a été interrompue : le processus qui la traitait 
                "({attempts} tentative(s)). Relancez l'impression.")
 
 
-def run_print_job(session: Session, job_id: int, base_url: str, directory: Path) -> None:
+def run_print_job(session: Session, job_id: int, base_url: str, directory: Path, *,
+                  stale_seconds: int = STALE_SECONDS) -> None:
     """Render the job's PDF, committing progress (and a heartbeat) as it goes.
 
     Idempotent: a job already finished is left alone; a job run again after
-    its worker died renders from scratch. The PDF is written to a temporary
-    file renamed at the end, so a half-written PDF is never served."""
+    its worker died renders from scratch; a job another worker is running
+    (fresh heartbeat) is left to it. The PDF is written to a temporary file
+    renamed at the end, so a half-written PDF is never served."""
     now = utcnow()
+    stale = now - dt.timedelta(seconds=stale_seconds)
     claimed = session.execute(
-        sa.update(PrintJob).where(PrintJob.id == job_id, PrintJob.status.in_(
-            (PrintJobStatus.EN_ATTENTE, PrintJobStatus.EN_COURS)))
+        sa.update(PrintJob).where(PrintJob.id == job_id, sa.or_(
+            PrintJob.status == PrintJobStatus.EN_ATTENTE,
+            sa.and_(PrintJob.status == PrintJobStatus.EN_COURS,
+                    sa.or_(PrintJob.heartbeat_at.is_(None), PrintJob.heartbeat_at < stale))))
         .values(status=PrintJobStatus.EN_COURS, heartbeat_at=now, done=0,
                 attempts=PrintJob.attempts + 1)
         .execution_options(synchronize_session=False)).rowcount
     session.commit()
     if not claimed:
-        log.info("print job %s already finished: nothing to do", job_id)
+        log.info("print job %s finished or running elsewhere: nothing to do", job_id)
         return
     job = session.get(PrintJob, job_id)
     session.refresh(job)

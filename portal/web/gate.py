@@ -27,9 +27,9 @@ from flask_login import current_user
 
 from portal.domain.permissions import Permission, Role, TenantKind, permissions_of
 from portal.extensions import db, login_manager
+from portal.models import Membership, Tenant
 
 _gate_log = logging.getLogger("portal.gate")
-from portal.models import Membership, Tenant
 
 URL_SEGMENT = {
     TenantKind.METROPOLE: "metropole",
