@@ -1,7 +1,7 @@
 """jobs: print job heartbeats and attempts (dead-worker detection), scheduled duty runs
 
 Revision ID: 0010_jobs
-Revises: 0007_security
+Revises: 0008_autre_commune
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import portal.models.base
 
 
 revision = '0010_jobs'
-down_revision = '0007_security'
+down_revision = '0008_autre_commune'
 branch_labels = None
 depends_on = None
 
