@@ -372,3 +372,16 @@ def test_json_logs_carry_the_request_id(app, browser):
     records = [json.loads(line) for line in lines]
     assert any(r["request_id"] == "abcdef0123456789" and r["logger"] == "portal.gate"
                for r in records)
+
+
+def test_commanditaire_sees_its_own_duties_without_run_messages(app, browser):
+    from portal.extensions import db
+    from portal.jobs import duties
+    with app.app_context():
+        duties.run(db.session, "monthly_report", "2021-05")
+        duties.run(db.session, "close_month", "2021-05")
+    browser.login("mgp.admin")
+    page = browser.get("/metropole/mgp/taches-planifiees").text
+    assert "Rapport mensuel" in page and "Alertes de fin de validité" in page
+    assert "Clôture du mois" not in page            # #APTIC's duty, not the commanditaire's
+    assert "terminé" in page and "Rapports 2021-05" not in page

@@ -184,6 +184,12 @@ def run(session: Session, name: str, period: str | None = None,
     return message
 
 
+STATUS_LABELS = {"termine": "terminé", "echec": "échec", "en_cours": "en cours"}
+# The duties done for the commanditaire (convention art. 9 and 10): shown on its face too,
+# without the run messages (they name every programme of every commanditaire).
+COMMANDITAIRE_DUTIES = ("monthly_report", "validity_alerts")
+
+
 @dataclass
 class DutyStatus:
     duty: Duty
@@ -191,11 +197,14 @@ class DutyStatus:
     next_run: dt.datetime
 
 
-def overview(session: Session, now: dt.datetime | None = None) -> list[DutyStatus]:
-    """Each duty with its last run (outcome) and next scheduled run."""
+def overview(session: Session, now: dt.datetime | None = None,
+             names: tuple[str, ...] | None = None) -> list[DutyStatus]:
+    """Each duty (or those named) with its last run (outcome) and next scheduled run."""
     now = now or utcnow()
     rows = []
     for duty in DUTIES.values():
+        if names is not None and duty.name not in names:
+            continue
         last = session.execute(sa.select(DutyRun).where(DutyRun.duty == duty.name)
                                .order_by(DutyRun.started_at.desc(), DutyRun.id.desc())
                                .limit(1)).scalar_one_or_none()

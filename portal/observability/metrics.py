@@ -47,13 +47,13 @@ def render(queue) -> tuple[bytes, str]:
         from prometheus_client import multiprocess
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
     else:
         from prometheus_client import REGISTRY
-        registry = CollectorRegistry()
-        for collector in list(REGISTRY._collector_to_names):
-            registry.register(collector)
-    registry.register(QueueDepthCollector(queue))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+        body = generate_latest(REGISTRY)
+    depth = CollectorRegistry()
+    depth.register(QueueDepthCollector(queue))
+    return body + generate_latest(depth), CONTENT_TYPE_LATEST
 
 
 def allowed(remote_addr: str | None, authorization: str, token: str | None,

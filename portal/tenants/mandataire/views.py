@@ -125,4 +125,4 @@ def schedules_page():
     """The scheduled duties: last run, outcome, next run (issue 16)."""
     from portal.jobs import duties
     return render("tenants/mandataire/schedules.html", rows=duties.overview(db.session),
-                  status_labels={"termine": "terminé", "echec": "échec", "en_cours": "en cours"})
+                  status_labels=duties.STATUS_LABELS, show_messages=True)
