@@ -17,6 +17,10 @@ def set_request_id(value: str | None) -> contextvars.Token:
     return _request_id.set(value)
 
 
+def reset_request_id(token: contextvars.Token) -> None:
+    _request_id.reset(token)
+
+
 @contextlib.contextmanager
 def request_id_scope(value: str | None):
     token = _request_id.set(value)

@@ -10,7 +10,7 @@ import uuid
 from flask import g, request
 
 from portal.observability import metrics
-from portal.observability.context import RequestIdFilter, set_request_id
+from portal.observability.context import RequestIdFilter, reset_request_id as _request_id_var_reset, set_request_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -71,3 +71,12 @@ def init_app(app) -> None:
             metrics.REQUEST_LATENCY.labels(group=group, method=request.method).observe(
                 time.perf_counter() - started)
         return response
+
+    @app.teardown_request
+    def _forget_request_id(_error=None):
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            try:
+                _request_id_var_reset(token)
+            except ValueError:      # set in another context (should not happen)
+                pass
