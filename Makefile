@@ -19,6 +19,7 @@ venv: $(STAMP)
 
 ## Set up everything (virtualenv, dependencies, migrations, demo data) and serve on http://127.0.0.1:5000
 run: venv
+	bash scripts/system-deps.sh --runtime
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo-data
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000

@@ -3,9 +3,11 @@
 #   fonts-dejavu-core (the fonts of every PDF: the portal refuses to print without them),
 #   poppler-utils (pdftoppm: PDF checks), chromium (browser tests, driven by
 #   Playwright with executable_path=/usr/bin/chromium — never `playwright install`).
+#   `system-deps.sh --runtime` (make run): only what the portal itself needs, the fonts.
 set -euo pipefail
 packages=(poppler-utils chromium)
 commands=(pdftoppm chromium)
+if [ "${1:-}" = "--runtime" ]; then packages=(); commands=(); fi
 missing=()
 for i in "${!commands[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
