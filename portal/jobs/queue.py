@@ -137,7 +137,10 @@ def make_queue(config: dict):
 
 
 def init_app(app) -> None:
+    import os
     app.extensions["jobs"] = make_queue(app.config)
+    # The process that owns the app's connection pool (see tasks._after_fork).
+    app.extensions["jobs_pid"] = os.getpid()
 
     @app.teardown_request
     def _run_inline_tasks(_error=None):
