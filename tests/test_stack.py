@@ -56,26 +56,71 @@ class Stack:
              "start", *names],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def kill(self, key: str, sig=signal.SIGKILL) -> None:
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        """Every descendant of ``pid`` (honcho runs each process from a multiprocessing
+        child, in a session of its own)."""
+        parents: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(
+                    int(entry.name))
+        found, todo = [], [pid]
+        while todo:
+            for child in parents.get(todo.pop(), []):
+                found.append(child)
+                todo.append(child)
+        return found
+
+    def _signal_groups(self, proc, sig) -> None:
+        groups = set()
+        for child in self._children(proc.pid):
+            try:
+                groups.add(os.getpgid(child))
+            except ProcessLookupError:
+                pass
+        for group in groups:
+            try:
+                os.killpg(group, sig)     # the process and its RQ work horse
+            except ProcessLookupError:
+                pass
+
+    def kill(self, key: str) -> None:
+        """SIGKILL the processes honcho started for ``key`` (no chance to clean up), then honcho."""
         proc = self.procs.pop(key)
+        self._signal_groups(proc, signal.SIGKILL)
         try:
-            os.killpg(proc.pid, sig)    # honcho and every process it started
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         proc.wait(timeout=30)
 
     def stop_all(self) -> None:
         for key in list(self.procs):
-            proc = self.procs[key]
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
+            proc = self.procs.pop(key)
+            groups = set()
+            for child in self._children(proc.pid):
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    groups.add(os.getpgid(child))
                 except ProcessLookupError:
                     pass
-            self.procs.pop(key)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)     # honcho stops its processes
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+            for group in groups:                        # whatever did not stop
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
         for log in self.files:
             log.close()
 
@@ -166,7 +211,12 @@ def test_procfile_stack_runs_print_jobs_and_mail_and_survives_a_killed_worker(
             match = re.search(r"(\d[\d\u202f ]*) / ", s.get(job_url, timeout=10).text)
             return match and int(re.sub(r"\D", "", match.group(1))) > 0
         _wait(progress, "print job in progress", every=0.2)
+        worker_pids = stack._children(stack.procs["worker"].pid)
+        assert len(worker_pids) >= 4               # multiprocessing child, sh, worker, horse
         stack.kill("worker")                       # SIGKILL: no chance to clean up
+        _wait(lambda: not any(Path(f"/proc/{pid}/cmdline").exists()
+                              and Path(f"/proc/{pid}/cmdline").read_bytes()
+                              for pid in worker_pids), "worker processes gone", timeout=10)
         page = s.get(job_url, timeout=10).text
         assert "terminé" not in page
         assert s.get(job_url + "/carnets.pdf", timeout=10).status_code == 404  # no half PDF
