@@ -1,7 +1,7 @@
 """accounts: invitations, append-only action journal, session expiry (issue 13)
 
 Revision ID: 0011
-Revises: 0007_security
+Revises: 0008_autre_commune
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import portal.models.base
 
 
 revision = '0011'
-down_revision = '0007_security'
+down_revision = '0008_autre_commune'
 branch_labels = None
 depends_on = None
 
