@@ -59,6 +59,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.web import input_guard
     input_guard.init_app(app)
     gate.init_app(app)
+    from portal.web import sessions
+    sessions.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     templating.init_app(app)
@@ -69,6 +71,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     from portal.auth.twofactor import bp as second_factor_bp
     app.register_blueprint(second_factor_bp)
+    from portal.auth.invitations import bp as invitations_bp
+    app.register_blueprint(invitations_bp)
     app.register_blueprint(public.bp)
     from portal import opendata_views
     app.register_blueprint(opendata_views.bp)
