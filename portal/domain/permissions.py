@@ -120,6 +120,10 @@ class Permission(str, enum.Enum):
     GENERATE_REPORTS = "generate_reports"        # MGP: monthly report (convention art. 9)
     WRITE_EXPERIENCE = "write_experience"        # référent: retour d'expérience (art. 9)
     MANAGE_HUB_NETWORK = "manage_hub_network"    # Hub: facilitateurs, trainings
+    # Day one (issue 13, part b)
+    REGISTER_COMMANDITAIRES = "register_commanditaires"  # #APTIC: commanditaires it serves
+    MANAGE_TERRITORY = "manage_territory"              # commanditaire: its communes, référents
+    REGISTER_STRUCTURES = "register_structures"        # référent or #APTIC: structures
 
 
 P = Permission
@@ -157,6 +161,10 @@ ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.GENERATE_REPORTS}
 ROLE_PERMISSIONS[Role.REFERENT] |= {P.WRITE_EXPERIENCE}
 ROLE_PERMISSIONS[Role.HUB_AGENT] |= {P.MANAGE_HUB_NETWORK}
 ROLE_PERMISSIONS[Role.HUB_ADMIN] |= {P.MANAGE_HUB_NETWORK}
+# Day one (issue 13, part b).
+ROLE_PERMISSIONS[Role.APTIC_ADMIN] |= {P.REGISTER_COMMANDITAIRES, P.REGISTER_STRUCTURES}
+ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.MANAGE_TERRITORY}
+ROLE_PERMISSIONS[Role.REFERENT] |= {P.REGISTER_STRUCTURES}
 
 
 def permissions_of(role: Role | str) -> frozenset[Permission]:
