@@ -64,6 +64,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     from portal.auth.twofactor import bp as second_factor_bp
     app.register_blueprint(second_factor_bp)
+    from portal.auth.invitations import bp as invitations_bp
+    app.register_blueprint(invitations_bp)
     app.register_blueprint(public.bp)
     from portal import opendata_views
     app.register_blueprint(opendata_views.bp)

@@ -92,6 +92,16 @@ def load_config(overrides: dict | None = None) -> dict:
         # Development/tests only: pretend today is this ISO date (see portal/web/clock.py).
         "PORTAL_TODAY": env.get("PORTAL_TODAY") if relaxed else None,
         "MAIL_SENDER": env.get("MAIL_SENDER", "ne-pas-repondre@pass-numerique.example"),
+        # Issue 13. Address of the portal in links built outside a request
+        # (the invitation printed by ``flask --app wsgi setup``).
+        "PORTAL_BASE_URL": env.get("PORTAL_BASE_URL", "http://127.0.0.1:5000"),
+        # Sign-in sessions end after this much inactivity, and after this
+        # absolute lifetime whatever the activity (expired rows are purged).
+        "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES", "120") or 120),
+        "SESSION_MAX_HOURS": int(env.get("SESSION_MAX_HOURS", "12") or 12),
+        # Sensitive actions ask for the password again when it was last typed
+        # longer ago than this.
+        "REAUTH_MINUTES": int(env.get("REAUTH_MINUTES", "5") or 5),
         "TESTING": portal_env == "testing",
     }
     config.update(overrides)

@@ -1,15 +1,15 @@
 """onboarding: commanditaires, public fields of mediation places, applications
 
-Revision ID: 0012_onboarding
-Revises: 0007_security
+Revision ID: 0012
+Revises: 0011
 """
 from alembic import op
 import sqlalchemy as sa
 import portal.models.base
 
 
-revision = '0012_onboarding'
-down_revision = '0007_security'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

@@ -24,26 +24,20 @@ from slugify import slugify
 from sqlalchemy.orm import Session
 from stdnum.fr import siren as stdnum_siren
 
-from portal.domain import calendar, issuance
+from portal.domain import calendar, issuance, journal
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
 from portal.models import (Collectivite, CommanditaireProfile, Programme, ProgrammePerimeter,
                            Tenant)
 
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
 
 # ------------------------------------------------------------------ shared helpers
 
 def clean_email(value: str, field: str = "admin_email") -> str:
-    email = (value or "").strip().lower()
-    if not email:
-        raise InvalidInput("Indiquez une adresse électronique.", field=field)
-    if len(email) > 254 or not EMAIL.fullmatch(email):
-        raise InvalidInput("Adresse électronique invalide (exemple : prenom.nom@ville.fr).",
-                           field=field)
-    return email
+    """A valid address (email-validator, through ``invitations.clean_email``)."""
+    from portal.domain import invitations
+    return invitations.clean_email(value, field)
 
 
 def clean_text(value: str, label: str, field: str, *, required: bool = True,
@@ -82,14 +76,13 @@ def snapshot(tenant: Tenant) -> dict:
 def record(session: Session, action: str, *, actor: Actor | None, tenant_id: int | None,
            target: str, target_id: int | None, before=None, after=None,
            ip: str | None = None) -> None:
-    from portal.domain import journal  # issue 13, part a
     journal.record(session, action=action, actor=actor, tenant_id=tenant_id, target=target,
                    target_id=target_id, before=before, after=after, ip=ip)
 
 
 def invite(session: Session, *, email: str, tenant: Tenant, role: Role, actor: Actor | None):
     """(invitation, raw token) — the caller sends it after COMMIT."""
-    from portal.domain import invitations  # issue 13, part a
+    from portal.domain import invitations
     return invitations.invite(session, email=email, tenant=tenant, role=role, invited_by=actor)
 
 
