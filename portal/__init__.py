@@ -54,6 +54,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.web import input_guard
     input_guard.init_app(app)
     gate.init_app(app)
+    from portal.web import sessions
+    sessions.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     templating.init_app(app)

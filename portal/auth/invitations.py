@@ -33,6 +33,8 @@ def _sign_in(user, tenant):
     target = _home_of(tenant)
     if twofactor.required(db.session, user):
         return second_factor_views.begin(user, target)
+    from portal.web.sessions import purge_expired
+    purge_expired()
     auth = accounts.open_session(db.session, user, request.user_agent.string)
     db.session.commit()
     session.clear()
@@ -84,7 +86,7 @@ def accept(token: str):
             if not errors:
                 return _sign_in(user, tenant)
     return render("accounts/accept.html", status_code=422 if errors else 200,
-                  invitation=invitation, tenant=tenant, exists=exists, signed_in=signed_in,
+                  invitation=invitation, invited_tenant=tenant, exists=exists, signed_in=signed_in,
                   errors=errors, values=request.form, token=token,
                   needs_second_factor=invitation.role in twofactor.ADMIN_ROLES)
 

@@ -75,6 +75,8 @@ def _expired():
 def finish_login(user) -> str:
     """Open the sign-in session; returns where to go next."""
     next_url = (session.get(PENDING_KEY) or {}).get("n") or url_for("auth.spaces")
+    from portal.web.sessions import purge_expired
+    purge_expired()
     auth = accounts.open_session(db.session, user, request.user_agent.string)
     db.session.commit()
     session.clear()

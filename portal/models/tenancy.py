@@ -85,6 +85,10 @@ class Membership(Base):
     def permissions(self) -> frozenset[Permission]:
         return permissions_of(self.role)
 
+    @classmethod
+    def tenant_clause(cls, tenant):
+        return cls.tenant_id == tenant.id
+
 
 class AuthSession(Base):
     """One signed-in browser. Deleting the row signs that browser out, even if
