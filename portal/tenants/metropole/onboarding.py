@@ -114,7 +114,11 @@ def territory_preview():
             upload = request.files.get("file")
             if upload is None or not upload.filename:
                 raise InvalidInput("Choisissez un fichier CSV.", field="file")
-            lines = territory.parse_csv(upload.read(territory.MAX_CSV_BYTES + 1))
+            try:
+                data = upload.read(territory.MAX_CSV_BYTES + 1)
+            finally:
+                upload.close()
+            lines = territory.parse_csv(data)
         result = territory.preview(db.session, current_tenant(), lines)
     except DomainError as error:
         db.session.rollback()
