@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import Browser
-from portal.domain import invitations, structures, territory
+from portal.domain import structures, territory
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
 from portal.extensions import db
@@ -31,17 +31,33 @@ def _count(app, model, *criteria):
                                   .where(*criteria)).scalar()
 
 
-def _last_link(app, email: str) -> str:
+def _last_link(app, email: str, caplog=None) -> str:
+    """The link of the last e-mail sent to ``email``: from the test outbox, or
+    (production mode, no SMTP_HOST) from the log where the portal writes it."""
+    if caplog is not None:
+        bodies = [r.getMessage() for r in caplog.records
+                  if r.name == "portal.mail" and f" to {email} " in r.getMessage()]
+        return LINK.search(bodies[-1]).group(1)
     outbox = app.extensions["outbox"]
     message = next(m for m in reversed(outbox) if m["To"] == email)
     return LINK.search(message.get_content()).group(1)
 
 
-def _accept(app, email: str, name: str) -> Browser:
+def _browser(app) -> Browser:
+    """A browser; in production mode it speaks HTTPS (Secure cookies, and the
+    Referer that Flask-WTF checks on HTTPS), as behind the reverse proxy."""
+    person = Browser(app)
+    if not app.testing:
+        person.client.environ_base.update({"wsgi.url_scheme": "https",
+                                           "HTTP_REFERER": "https://localhost/"})
+    return person
+
+
+def _accept(app, email: str, name: str, caplog=None, link: str | None = None) -> Browser:
     """The invited person opens the link, sets a name and a password, and
     (administrators) enrols the second factor — through the pages."""
-    person = Browser(app)
-    link = _last_link(app, email)
+    person = _browser(app)
+    link = link or _last_link(app, email, caplog)
     assert person.get(link).status_code == 200
     response = person.post(link, {"full_name": name, "password": PASSWORD,
                                   "confirm_password": PASSWORD})
@@ -58,30 +74,41 @@ def _tenant(app, **criteria) -> Tenant:
         return tenant
 
 
-def _issuer_with_admin(app, email="admin@aptic.example"):
-    """What ``flask setup`` does on an empty database (issue 13 part a): the
-    issuer tenant and a single-use invitation of its first administrator."""
+@pytest.fixture
+def production_app(leg, tmp_path):
+    """An empty, freshly migrated database served in production mode (secrets
+    from the configuration, HTTPS cookies, no test outbox, no demo data)."""
+    from conftest import make_app
+    url = leg.new_database(False, tmp_path)
+    app = make_app(url, PORTAL_ENV="production", SECRET_KEY="s" * 40,
+                   PASS_MAC_KEYS="P1:cHJvZHVjdGlvbi10ZXN0LXBhc3MtbWFjLWtleS0x",
+                   LEDGER_HMAC_KEY="cHJvZHVjdGlvbi10ZXN0LWxlZGdlci1obWFjLWtleQ==",
+                   PRINT_DIR=str(tmp_path / "prints"))
+    assert not app.testing and "outbox" not in app.extensions
+    yield app
     with app.app_context():
-        aptic = Tenant(kind=TenantKind.MANDATAIRE, slug="aptic", name="#APTIC",
-                       address_line="2 rue Le Corbusier", postal_code="33600", city="Pessac")
-        db.session.add(aptic)
-        db.session.flush()
-        invitation, token = invitations.invite(db.session, email=email, tenant=aptic,
-                                               role=Role.APTIC_ADMIN, invited_by=None)
-        db.session.commit()
-        from portal import notifications
-        with app.test_request_context():
-            notifications.send_invitation(invitation, token)
-    return email
+        db.session.remove()
+        db.engine.dispose()
+    leg.drop(url)
 
 
 # ------------------------------------------------------------------ the whole journey
 
-def test_from_an_empty_database_to_an_approved_place_through_the_pages(empty_app):
-    app = empty_app
+def test_from_an_empty_database_to_an_approved_place_through_the_pages(production_app, caplog):
+    """Empty production-mode database → ``flask setup`` → #APTIC's administrator
+    registers the Métropole and invites its administrator → programme →
+    communes from the bundled list → référent invited and signed in →
+    structures and their administrators → a place applies, is qualified and
+    approved, its applicant invited. Only pages (and the setup command)."""
+    import logging
+    caplog.set_level(logging.INFO, logger="portal.mail")
+    app = production_app
     with app.app_context():
         assert db.session.execute(sa.select(sa.func.count()).select_from(Tenant)).scalar() == 0
-    aptic_admin = _accept(app, _issuer_with_admin(app), "Amélie Perrin")
+    result = app.test_cli_runner().invoke(args=["setup", "--email", "admin@aptic.example"])
+    assert result.exit_code == 0, result.output
+    aptic_admin = _accept(app, "admin@aptic.example", "Amélie Perrin",
+                          link=LINK.search(result.output).group(1))
 
     # #APTIC registers the Métropole and invites its first administrator.
     page = aptic_admin.get("/mandataire/aptic/commanditaires")
@@ -93,7 +120,8 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(empty_app
     assert response.status_code == 303, response.text[:800]
     assert "Métropole du Grand Paris" in aptic_admin.get("/mandataire/aptic/commanditaires").text
     mgp = _tenant(app, kind=TenantKind.METROPOLE)
-    mgp_admin = _accept(app, "mathilde.garnier@metropolegrandparis.example", "Mathilde Garnier")
+    mgp_admin = _accept(app, "mathilde.garnier@metropolegrandparis.example", "Mathilde Garnier",
+                        caplog)
     base = f"/metropole/{mgp.slug}"
 
     # Communes from the bundled reference list: preview, then confirm.
@@ -137,7 +165,7 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(empty_app
     response = mgp_admin.post(f"{base}/territoire/communes/{montreuil.id}/referent",
                               {f"email-{montreuil.id}": "referent@montreuil.example"})
     assert response.status_code == 303, response.text[:800]
-    referent = _accept(app, "referent@montreuil.example", "Rémi Référent")
+    referent = _accept(app, "referent@montreuil.example", "Rémi Référent", caplog)
     assert "Structures" in referent.get("/commune/montreuil/").text
 
     # The référent registers two structures and invites their administrators.
@@ -149,7 +177,7 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(empty_app
             "name": name, "siret": siret, "address_line": "1 place Jean Jaurès",
             "postal_code": "93100", "city": "Montreuil", "admin_email": email, **roles})
         assert response.status_code == 303, response.text[:800]
-    ccas_admin = _accept(app, "ccas@montreuil.example", "Claire Prescriptrice")
+    ccas_admin = _accept(app, "ccas@montreuil.example", "Claire Prescriptrice", caplog)
     ccas = _tenant(app, siret=SIRETS[0])
     with app.app_context():
         role = db.session.execute(sa.select(Membership.role).join(User).where(
@@ -157,13 +185,13 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(empty_app
     assert ccas.is_prescripteur and not ccas.is_operateur and role is Role.PRESCRIPTEUR_AGENT
     assert ccas_admin.get(f"/structure/{ccas.slug}/").status_code == 200
     mediatheque = _tenant(app, siret=SIRETS[2])
-    _accept(app, "mediatheque@montreuil.example", "Marc Médiateur")
+    _accept(app, "mediatheque@montreuil.example", "Marc Médiateur", caplog)
     with app.app_context():
         assert db.session.execute(sa.select(OperateurProfile.qualification).where(
             OperateurProfile.structure_id == mediatheque.id)).scalar_one() is Qualification.EN_ATTENTE
 
     # A place applies on the public page…
-    visitor = Browser(app)
+    visitor = _browser(app)
     page = visitor.get("/devenir-lieu-qualifie")
     assert page.status_code == 200 and "Montreuil" in page.text
     response = visitor.post("/devenir-lieu-qualifie", {
@@ -187,7 +215,7 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(empty_app
     response = referent.post(f"/commune/montreuil/operateurs/{place.id}/approbation",
                              {"approve": "1"})
     assert response.status_code == 303
-    applicant = _accept(app, "fatou@fabrique.example", "Fatou Diallo")
+    applicant = _accept(app, "fatou@fabrique.example", "Fatou Diallo", caplog)
     with app.app_context():
         role = db.session.execute(sa.select(Membership.role).join(User).where(
             User.email == "fatou@fabrique.example")).scalar_one()
