@@ -628,3 +628,29 @@ def test_an_ended_programme_offers_no_order_shipment_or_document(app, browser_fa
         assert isinstance(convention, Convention)
     response = aptic.post(f"/mandataire/aptic/expeditions/{tranche_id}", {"ranges": "1"})
     assert response.status_code == 409 and "expédition impossible" in response.text
+
+
+def test_a_place_keeps_its_public_fields_and_they_reach_the_export(app, browser):
+    browser.login("admin.bondy-mediatheque")
+    assert browser.get("/structure/bondy-mediatheque/lieu").status_code == 200
+    data = {"services": ["Aide aux démarches administratives"], "typologie": "BIB",
+            "telephone": "01 48 50 00 00", "courriels": "mediatheque@bondy.example",
+            "site_web": "mediatheque.bondy.example", "horaires": "Tu-Sa 10:00-18:00",
+            "presentation_resume": "Espace numérique de la médiathèque."}
+    response = browser.post("/structure/bondy-mediatheque/lieu", data)
+    assert response.status_code == 422 and 'id="site_web-error"' in response.text
+    assert 'value="Tu-Sa 10:00-18:00"' in response.text and 'value="BIB" selected' in response.text
+    data["site_web"] = "https://mediatheque.bondy.example"
+    assert browser.post("/structure/bondy-mediatheque/lieu", data).status_code == 303
+    rows = json.loads(Browser(app).login("mgp.admin").get("/metropole/mgp/programmes/2/lieux.json").data)
+    row = next(r for r in rows if r["nom"] == "Médiathèque de Bondy")
+    assert row["services"] == "Aide aux démarches administratives" and row["typologie"] == "BIB"
+    assert row["telephone"] == "+33148500000" and row["horaires"] == "Tu-Sa 10:00-18:00"
+    _assert_valid_against_schema(rows)
+    with app.app_context():
+        entry = db.session.execute(sa.select(JournalEntry).where(
+            JournalEntry.action == "tenant.changed", JournalEntry.target == "lieu")).scalar_one()
+        assert entry.after["typologie"] == "BIB"
+    # A prescripteur agent of another structure cannot (404), an opérateur agent may not (403).
+    assert Browser(app).login("operateur.bondy-mediatheque").post(
+        "/structure/bondy-mediatheque/lieu", data).status_code == 403

@@ -201,3 +201,51 @@ def invite_accepted_applicant(session: Session, structure: Tenant, *, actor: Act
 def lieu_of(session: Session, structure: Tenant) -> LieuMediation | None:
     return session.execute(sa.select(LieuMediation).where(
         LieuMediation.structure_id == structure.id)).scalar_one_or_none()
+
+
+TYPOLOGIES = {"": "—", "BIB": "Bibliothèque, médiathèque", "CCAS": "CCAS", "ASSO": "Association",
+              "MUNI": "Mairie", "TIERS_LIEUX": "Tiers-lieu", "CS": "Centre social",
+              "FRANCE_SERVICES": "France Services", "Autre": "Autre"}
+
+
+def set_public_fields(session: Session, structure: Tenant, data: dict, *, actor: Actor,
+                      ip: str | None = None) -> LieuMediation:
+    """The place's administrator keeps its public fields up to date (schema
+    « lieux de médiation numérique »: services, typologie, téléphone, courriels,
+    site web, horaires, présentation); ``date_maj`` follows."""
+    if structure.kind is not TenantKind.STRUCTURE or not structure.is_operateur:
+        raise NotAllowed("Seul un lieu opérateur publie ces informations.")
+    services = clean_services(data.get("services") or [])
+    if not services:
+        raise InvalidInput("Cochez au moins un service proposé.", field="services")
+    typologie = data.get("typologie") or ""
+    if typologie not in TYPOLOGIES:
+        raise InvalidInput("Type de lieu inconnu.", field="typologie")
+    values = {
+        "services": services, "typologie": typologie,
+        "telephone": clean_phone(data.get("telephone")),
+        "courriels": (clean_email(data.get("courriels"), "courriels")
+                      if (data.get("courriels") or "").strip() else ""),
+        "site_web": clean_text(data.get("site_web"), "Site web", "site_web", required=False,
+                               max_length=254),
+        "horaires": clean_text(data.get("horaires"), "Horaires", "horaires", required=False,
+                               max_length=500),
+        "presentation_resume": clean_text(data.get("presentation_resume"), "Présentation",
+                                          "presentation_resume", required=False,
+                                          max_length=280)}
+    if values["site_web"] and not re.fullmatch(r"https?://\S+", values["site_web"]):
+        raise InvalidInput("Le site web commence par https://.", field="site_web")
+    lieu = lieu_of(session, structure)
+    before = None
+    if lieu is None:
+        lieu = LieuMediation(structure_id=structure.id)
+        session.add(lieu)
+    else:
+        before = {k: getattr(lieu, k) for k in values}
+    for key, value in values.items():
+        setattr(lieu, key, value)
+    lieu.updated_at = utcnow()
+    session.flush()
+    record(session, "tenant.changed", actor=actor, tenant_id=structure.id, target="lieu",
+           target_id=structure.id, before=before, after=values, ip=ip)
+    return lieu
