@@ -415,6 +415,22 @@ def test_decisions_write_the_journal(app):
         assert entry.after["qualification"] == target.label
         # The commanditaire oversees the structures of its perimeter.
         assert entry in journal.entries_for(db.session, tenant(db.session, "mgp"))
+        details = operateurs.submit_bank_details(
+            db.session, structure, holder="Centre social", iban="FR7630006000011234567890189",
+            bic="AGRIFRPP", actor=Actor(None, structure.id))
+        operateurs.review_bank_details(db.session, details, accept=False, reason="RIB illisible",
+                                       actor=Actor(None, aptic.id))
+        from portal.domain import mandate
+        from portal.models import Habilitation
+        habilitation = db.session.execute(sa.select(Habilitation).where(
+            Habilitation.revoked_on.is_(None))).scalars().first()
+        mandate.revoke_habilitation(db.session, habilitation, on=dt.date.today(),
+                                    reason="départ", actor=Actor(None, aptic.id))
+        db.session.commit()
+        entries = journal.entries_for(db.session, aptic, limit=5)
+        assert {"iban.reviewed", "habilitation.revoked"} <= {e.action for e in entries}
+        reviewed = next(e for e in entries if e.action == "iban.reviewed")
+        assert reviewed.tenant_id == structure.id and reviewed.after["motif"] == "RIB illisible"
 
 
 # ------------------------------------------------------------------ 7. sessions

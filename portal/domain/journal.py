@@ -124,7 +124,10 @@ def entries_for(session: Session, tenant: Tenant, *, limit: int | None = 500,
                 action: str | None = None) -> list[JournalEntry]:
     """The journal ``tenant`` may read, newest first."""
     query = (sa.select(JournalEntry).order_by(JournalEntry.created_at.desc(),
-                                              JournalEntry.id.desc()))
+                                              JournalEntry.id.desc())
+             .options(sa.orm.selectinload(JournalEntry.actor_user),
+                      sa.orm.selectinload(JournalEntry.actor_tenant),
+                      sa.orm.selectinload(JournalEntry.tenant)))
     ids = overseen_tenant_ids(session, tenant)
     if ids is not None:
         query = query.where(JournalEntry.tenant_id.in_(ids))
