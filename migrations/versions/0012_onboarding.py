@@ -1,7 +1,7 @@
 """onboarding: commanditaires, public fields of mediation places, applications
 
 Revision ID: 0012
-Revises: 0011
+Revises: 0011, 0008_autre_commune
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,9 @@ import portal.models.base
 
 
 revision = '0012'
-down_revision = '0011'
+# Also joins main's head (issue 12's 0008) so that the branch has one head; the lead
+# re-chains the numbers at merge.
+down_revision = ('0011', '0008_autre_commune')
 branch_labels = None
 depends_on = None
 
