@@ -170,10 +170,10 @@ def apply(session: Session, data: dict, *, ip: str | None = None) -> Candidature
                               contact_email=contact_email, contact_phone=contact_phone)
     session.add(candidature)
     session.flush()
-    record(session, "candidature.submitted", actor=None, tenant_id=structure.id,
+    record(session, "tenant.created", actor=None, tenant_id=structure.id,
            target="tenant", target_id=structure.id,
            after={**snapshot(structure), "commune": commune.name, "services": services,
-                  "contact": contact_email}, ip=ip)
+                  "candidature": contact_email}, ip=ip)
     return candidature
 
 

@@ -8,7 +8,7 @@ transaction is rolled back first.
 """
 from __future__ import annotations
 
-from flask import request
+from flask import Response, request
 from werkzeug.datastructures import MultiDict
 
 from portal.domain.errors import DomainError
@@ -50,3 +50,28 @@ def send_invitation(invitation, token: str) -> None:
     """After COMMIT: the invitation e-mail (issue 13, part a)."""
     from portal import notifications
     notifications.send_invitation(invitation, token)
+
+
+def structure_form_data() -> dict:
+    """The structure form (référent's and #APTIC's pages)."""
+    form = request.form
+    return {"name": form.get("name", ""), "siret": form.get("siret", ""),
+            "address_line": form.get("address_line", ""),
+            "postal_code": form.get("postal_code", ""), "city": form.get("city", ""),
+            "is_prescripteur": form.get("is_prescripteur") == "1",
+            "is_operateur": form.get("is_operateur") == "1",
+            "admin_email": form.get("admin_email", "")}
+
+
+def lieux_export(programme, fmt: str):
+    """The programme's qualified places in the national schema (CSV or JSON)."""
+    from portal.domain import lieux
+    rows = lieux.records(db.session, programme)
+    name = f"lieux-mediation-numerique-{programme.prefix}.{fmt}"
+    if fmt == "csv":
+        body, mimetype = lieux.to_csv(rows), "text/csv; charset=utf-8"
+    else:
+        body, mimetype = lieux.to_json(rows), "application/json"
+    response = Response(body, mimetype=mimetype)
+    response.headers.set("Content-Disposition", "attachment", filename=name)
+    return response

@@ -2,16 +2,15 @@
 first administrator (issue 13)."""
 from __future__ import annotations
 
-from flask import flash, request, url_for
+from flask import flash, url_for
 
 from portal.domain import structures
 from portal.domain.errors import DomainError
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.tenants.commune import bp
-from portal.tenants.mandataire.onboarding import _structure_data
 from portal.web.actor import current_actor
-from portal.web.formpage import blank, client_ip, refused, send_invitation
+from portal.web.formpage import blank, client_ip, refused, send_invitation, structure_form_data
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 
@@ -29,7 +28,7 @@ def structures_page():
 def register_structure():
     try:
         structure, invitation, token = structures.register_structure(
-            db.session, current_tenant(), _structure_data(), actor=current_actor(),
+            db.session, current_tenant(), structure_form_data(), actor=current_actor(),
             ip=client_ip())
     except DomainError as error:
         return refused("onboarding/structures.html", error, communes=None,

@@ -3,16 +3,17 @@ places of a programme in the national schema (issue 13)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Response, flash, request, url_for
+from flask import flash, request, url_for
 
-from portal.domain import commanditaires, lieux, structures
-from portal.domain.errors import DomainError
+from portal.domain import commanditaires, structures
+from portal.domain.errors import DomainError, InvalidInput
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.models import COLLECTIVITE_LABELS, Programme, Tenant
 from portal.tenants.mandataire import bp
 from portal.web.actor import current_actor
-from portal.web.formpage import blank, client_ip, refused, send_invitation
+from portal.web.formpage import (blank, client_ip, lieux_export, refused, send_invitation,
+                                 structure_form_data)
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
@@ -72,10 +73,9 @@ def register_structure():
     commune = next((c for c in communes if str(c.id) == raw), None)
     try:
         if commune is None:
-            from portal.domain.errors import InvalidInput
             raise InvalidInput("Choisissez la commune de la structure.", field="commune_id")
         structure, invitation, token = structures.register_structure(
-            db.session, commune, _structure_data(), actor=current_actor(), ip=client_ip())
+            db.session, commune, structure_form_data(), actor=current_actor(), ip=client_ip())
     except DomainError as error:
         return refused("onboarding/structures.html", error, communes=communes, rows=None,
                        action=url_for(".register_structure"))
@@ -84,28 +84,6 @@ def register_structure():
     flash(f"{structure.name} ({commune.name}) est enregistrée ; {invitation.email} est "
           "invité(e) à l'administrer.", "success")
     return redirect_to(url_for(".structures_page"))
-
-
-def _structure_data() -> dict:
-    form = request.form
-    return {"name": form.get("name", ""), "siret": form.get("siret", ""),
-            "address_line": form.get("address_line", ""),
-            "postal_code": form.get("postal_code", ""), "city": form.get("city", ""),
-            "is_prescripteur": form.get("is_prescripteur") == "1",
-            "is_operateur": form.get("is_operateur") == "1",
-            "admin_email": form.get("admin_email", "")}
-
-
-def lieux_export(programme: Programme, fmt: str):
-    rows = lieux.records(db.session, programme)
-    name = f"lieux-mediation-numerique-{programme.prefix}.{fmt}"
-    if fmt == "csv":
-        body, mimetype = lieux.to_csv(rows), "text/csv; charset=utf-8"
-    else:
-        body, mimetype = lieux.to_json(rows), "application/json"
-    response = Response(body, mimetype=mimetype)
-    response.headers.set("Content-Disposition", "attachment", filename=name)
-    return response
 
 
 @bp.route("/programmes/<int:programme_id>/lieux.<any(csv, json):fmt>",

@@ -10,12 +10,11 @@ from portal.domain.errors import DomainError, InvalidInput
 from portal.extensions import db
 from portal.domain.permissions import Permission, Role
 from portal.models import Membership, Programme, Tenant
-from portal.tenants.mandataire.onboarding import lieux_export
 from portal.tenants.metropole import bp
 from portal.tenants.metropole.views import _settings_from_form
 from portal.web import forms
 from portal.web.actor import current_actor
-from portal.web.formpage import blank, client_ip, refused, send_invitation
+from portal.web.formpage import blank, client_ip, lieux_export, refused, send_invitation
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
