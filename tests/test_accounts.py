@@ -368,21 +368,21 @@ def test_tenant_admins_read_and_export_their_journal_others_see_only_theirs(app,
     stranger = Browser(app)
     stranger.client.post("/connexion", data={"email": "referent.montreuil" + DEMO,
                                               "password": "faux", "csrf_token": stranger.csrf_token()})
-    page = browser.get("/commune/bondy/journal")
+    page = browser.get("/commune/bondy/journal-des-actions")
     assert page.status_code == 200
     assert "<td>Échec de connexion</td>" not in page.text        # montreuil's, not bondy's
     montreuil = Browser(app).login("referent.montreuil")
-    page = montreuil.get("/commune/montreuil/journal")
+    page = montreuil.get("/commune/montreuil/journal-des-actions")
     assert "<td>Échec de connexion</td>" in page.text and "referent.montreuil" in page.text
-    export = montreuil.get("/commune/montreuil/journal.csv")
+    export = montreuil.get("/commune/montreuil/journal-des-actions.csv")
     assert export.status_code == 200 and export.data.startswith("\ufeff".encode())
     assert "attachment" in export.headers["Content-Disposition"]
     assert "Échec de connexion" in export.get_data(as_text=True)
     # #APTIC oversees everything; an agent without the permission gets 403.
     aptic = Browser(app).login("aptic.admin")
-    assert "<td>Échec de connexion</td>" in aptic.get("/mandataire/aptic/journal").text
+    assert "<td>Échec de connexion</td>" in aptic.get("/mandataire/aptic/journal-des-actions").text
     agent = Browser(app).login("aptic.agent")
-    assert agent.get("/mandataire/aptic/journal").status_code == 403
+    assert agent.get("/mandataire/aptic/journal-des-actions").status_code == 403
 
 
 def test_lockout_is_journaled(app):
@@ -501,3 +501,24 @@ def test_readme_rights_table_matches_the_permissions():
     from portal.config import PROJECT_ROOT
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     assert rights_table_markdown() in readme
+
+
+def test_wrong_second_factor_codes_are_journaled(app):
+    admin = Browser(app).login("mgp.admin", second_factor=False)
+    response = admin.post("/connexion/verification", {"code": "000000"})
+    assert response.status_code == 422
+    with app.app_context():
+        entry = journal.entries_for(db.session, tenant(db.session, "mgp"), limit=1)[0]
+        assert entry.action == "signin.failed" and entry.after["étape"] == "second facteur"
+        assert entry.ip == "127.0.0.1"
+
+
+def test_no_two_routes_share_a_url_and_method(app):
+    """A route registered on every tenant blueprint (members, journal) must
+    not shadow a tenant's own page with the same path."""
+    seen = {}
+    for rule in app.url_map.iter_rules():
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            key = (rule.rule, method)
+            assert key not in seen, (key, seen.get(key), rule.endpoint)
+            seen[key] = rule.endpoint

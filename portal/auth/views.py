@@ -41,7 +41,7 @@ def _client_ip() -> str:
     return request.remote_addr or "inconnue"
 
 
-def _journal_signin(action: str, email: str) -> None:
+def journal_signin(action: str, email: str, *, step: str | None = None) -> None:
     """Sign-in failures and lockouts go to the journal of each tenant the
     account belongs to (an unknown address: to #APTIC's, which reads all).
     Committed at once: the error response rolls back."""
@@ -51,7 +51,8 @@ def _journal_signin(action: str, email: str) -> None:
     for tenant_id in tenant_ids or [None]:
         journal.record(db.session, action=action, actor=None, tenant_id=tenant_id,
                        target="compte", target_id=user.id if user else None,
-                       after={"email": email[:254]}, ip=_client_ip())
+                       after={"email": email[:254], **({"étape": step} if step else {})},
+                       ip=_client_ip())
     db.session.commit()
 
 
@@ -76,12 +77,12 @@ def login():
     try:
         throttle.check(**keys)
     except TooManyAttempts:
-        _journal_signin("signin.locked", email)
+        journal_signin("signin.locked", email)
         raise
     user = accounts.authenticate(db.session, email, password)
     if user is None:
         throttle.failure(**keys)
-        _journal_signin("signin.failed", email)
+        journal_signin("signin.failed", email)
         return render("auth/login.html", status_code=401, email=email,
                       next=_safe_next(request.form.get("next")),
                       error="Adresse électronique ou mot de passe incorrect.")

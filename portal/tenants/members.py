@@ -133,7 +133,7 @@ def add_member_views(bp: TenantBlueprint) -> None:
         context.update(preview=preview, csv_text=text)
         return render("tenants/members_import.html", **context)
 
-    @bp.route("/journal", permission=Permission.READ_JOURNAL)
+    @bp.route("/journal-des-actions", permission=Permission.READ_JOURNAL)
     def action_journal():
         tenant = current_tenant()
         action = request.args.get("action") or None
@@ -144,7 +144,7 @@ def add_member_views(bp: TenantBlueprint) -> None:
                       actions=journal.ACTIONS, label=journal.action_label,
                       oversees=journal.overseen_tenant_ids(db.session, tenant) != [tenant.id])
 
-    @bp.route("/journal.csv", permission=Permission.READ_JOURNAL)
+    @bp.route("/journal-des-actions.csv", permission=Permission.READ_JOURNAL)
     def action_journal_csv():
         tenant = current_tenant()
         entries = journal.entries_for(db.session, tenant, limit=None)
