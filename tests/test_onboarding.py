@@ -87,6 +87,11 @@ def production_app(leg, tmp_path):
                    # production refuses to start without a queue; tasks run inline here
                    REDIS_URL="redis://127.0.0.1:6379/12", JOBS_INLINE="sync")
     assert not app.testing and "outbox" not in app.extensions
+    # Redis is shared by every run (and engineer): each app counts its own
+    # failures, or the hourly candidature limit per IP trips a later run.
+    import uuid
+    for name in ("throttle", "scan_throttle"):
+        app.extensions[name].prefix = f"pn:thr:test:{uuid.uuid4().hex}"
     yield app
     with app.app_context():
         db.session.remove()
@@ -102,9 +107,25 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(productio
     communes from the bundled list → référent invited and signed in →
     structures and their administrators → a place applies, is qualified and
     approved, its applicant invited. Only pages (and the setup command)."""
+    journey = _to_an_approved_place(production_app, caplog)
+    mgp_admin, base, programme_id = (journey["mgp_admin"], journey["base"],
+                                     journey["programme_id"])
+
+    # The qualified places of the programme, in the national schema.
+    export = mgp_admin.get(f"{base}/programmes/{programme_id}/lieux.json")
+    assert export.status_code == 200
+    rows = json.loads(export.data)
+    assert [r["nom"] for r in rows] == ["La Fabrique numérique"]   # the médiathèque waits
+    assert rows[0]["pivot"] == SIRETS[3] and rows[0]["code_insee"] == "93048"
+    assert rows[0]["telephone"] == "+33148700000"
+    _assert_valid_against_schema(rows)
+
+
+def _to_an_approved_place(app, caplog, amorcage_size: str | None = None) -> dict:
+    """The first half of the day-one journey, through the pages (and the setup
+    command); returns the signed-in people and what they created."""
     import logging
     caplog.set_level(logging.INFO, logger="portal.mail")
-    app = production_app
     with app.app_context():
         assert db.session.execute(sa.select(sa.func.count()).select_from(Tenant)).scalar() == 0
     result = app.test_cli_runner().invoke(args=["setup", "--email", "admin@aptic.example"])
@@ -143,6 +164,8 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(productio
     form = mgp_admin.get(f"{base}/programmes/nouveau?modele=ami1").text
     assert 'value="155000"' in form and 'value="5000"' in form and 'value="2021-10-31"' in form
     data = _form_values(form, "create_programme")
+    if amorcage_size:
+        data["amorcage_size"] = amorcage_size
     data.update(name="Pass Numérique MGP — AMI 3", prefix="MGP3", total_stock="40000",
                 valid_until="2028-12-31", tolerance_until="2029-01-31",
                 request_window_start="2026-01-01", request_window_end="2028-10-01",
@@ -153,7 +176,7 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(productio
         programme = db.session.execute(sa.select(Programme)).scalar_one()
         assert (programme.prefix, programme.total_stock, programme.amorcage_size,
                 programme.abondement_size, programme.abondement_threshold_pct) == (
-            "MGP3", 40_000, 5_000, 2_500, 50)
+            "MGP3", 40_000, int(amorcage_size or 5_000), 2_500, 50)
         assert programme.issuer.slug == "aptic"
         perimeter = db.session.execute(sa.select(ProgrammePerimeter.tenant_id).where(
             ProgrammePerimeter.programme_id == programme.id)).scalars().all()
@@ -224,15 +247,9 @@ def test_from_an_empty_database_to_an_approved_place_through_the_pages(productio
         assert role is Role.OPERATEUR_ADMIN
         assert db.session.execute(sa.select(Candidature.invited_at)).scalar_one() is not None
     assert applicant.get(f"/structure/{place.slug}/").status_code == 200
-
-    # The qualified places of the programme, in the national schema.
-    export = mgp_admin.get(f"{base}/programmes/{programme_id}/lieux.json")
-    assert export.status_code == 200
-    rows = json.loads(export.data)
-    assert [r["nom"] for r in rows] == ["La Fabrique numérique"]   # the médiathèque waits
-    assert rows[0]["pivot"] == SIRETS[3] and rows[0]["code_insee"] == "93048"
-    assert rows[0]["telephone"] == "+33148700000"
-    _assert_valid_against_schema(rows)
+    return {"aptic_admin": aptic_admin, "mgp_admin": mgp_admin, "referent": referent,
+            "ccas_admin": ccas_admin, "applicant": applicant, "base": base, "mgp": mgp,
+            "montreuil": montreuil, "ccas": ccas, "place": place, "programme_id": programme_id}
 
 
 def _form_values(page: str, action_endpoint_hint: str) -> dict:

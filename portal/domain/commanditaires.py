@@ -261,3 +261,42 @@ def communes_of(session: Session, commanditaire: Tenant) -> list[Tenant]:
     return list(session.execute(sa.select(Tenant).where(
         Tenant.kind == TenantKind.COMMUNE, Tenant.parent_id == commanditaire.id)
         .order_by(Tenant.name)).scalars())
+
+
+# ------------------------------------------------------------------ hubs
+
+def hubs(session: Session) -> list[Tenant]:
+    """The territorial hubs (Hub Francil'IN…) of the installation."""
+    return list(session.execute(sa.select(Tenant).where(Tenant.kind == TenantKind.HUB)
+                                .order_by(Tenant.name)).scalars())
+
+
+def register_hub(session: Session, *, issuer: Tenant, name: str, address_line: str,
+                 postal_code: str, city: str, agent_email: str, actor: Actor,
+                 ip: str | None = None):
+    """#APTIC registers a territorial hub and invites its first agent, as it
+    registers a commanditaire. The Hub gives the two favourable opinions that
+    gate the amorçage (convention MGP–commune art. 4, 3rd and 4th conditions):
+    without a Hub tenant no commune could ever request it. The first agent is
+    the Hub's administrator (it gives opinions and invites its colleagues).
+    Returns (tenant, invitation, raw token)."""
+    if issuer.kind is not TenantKind.MANDATAIRE:
+        raise InvalidInput("Seul l'émetteur enregistre un Hub.")
+    name = clean_text(name, "Nom du Hub", "name")
+    address_line = clean_text(address_line, "Adresse", "address_line", required=False)
+    postal_code = clean_postal_code(postal_code) if (postal_code or "").strip() else ""
+    city = clean_text(city, "Ville", "city", required=False, max_length=120)
+    email = clean_email(agent_email, "agent_email")
+    if session.execute(sa.select(Tenant.id).where(Tenant.kind == TenantKind.HUB,
+                                                  sa.func.lower(Tenant.name) == name.lower())
+                       ).first():
+        raise Conflict("Un Hub porte déjà ce nom.", field="name")
+    tenant = Tenant(kind=TenantKind.HUB, slug=unique_slug(session, name), name=name,
+                    address_line=address_line, postal_code=postal_code, city=city)
+    session.add(tenant)
+    session.flush()
+    record(session, "tenant.created", actor=actor, tenant_id=tenant.id, target="tenant",
+           target_id=tenant.id, after=snapshot(tenant), ip=ip)
+    invitation, token = invite(session, email=email, tenant=tenant, role=Role.HUB_ADMIN,
+                               actor=actor)
+    return tenant, invitation, token

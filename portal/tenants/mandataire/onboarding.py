@@ -1,4 +1,4 @@
-"""#APTIC registers commanditaires and structures, and exports the qualified
+"""#APTIC registers commanditaires, hubs and structures, and exports the qualified
 places of a programme in the national schema (issue 13)."""
 from __future__ import annotations
 
@@ -49,6 +49,36 @@ def register_commanditaire():
     flash(f"{tenant.name} est enregistré ; {invitation.email} est invité(e) à l'administrer "
           "(lien valable 7 jours).", "success")
     return redirect_to(url_for(".commanditaires_page"))
+
+
+def _hubs_page(values=None, errors=None, status=200):
+    return render("onboarding/hubs.html", rows=commanditaires.hubs(db.session),
+                  values=values if values is not None else blank(), errors=errors or {},
+                  status_code=status)
+
+
+@bp.route("/hubs", permission=Permission.REGISTER_COMMANDITAIRES)
+def hubs_page():
+    return _hubs_page()
+
+
+@bp.route("/hubs", methods=["POST"], permission=Permission.REGISTER_COMMANDITAIRES)
+def register_hub():
+    """The Hub that gives the opinions of convention art. 4, and its first agent."""
+    form = request.form
+    try:
+        tenant, invitation, token = commanditaires.register_hub(
+            db.session, issuer=current_tenant(), name=form.get("name", ""),
+            address_line=form.get("address_line", ""), postal_code=form.get("postal_code", ""),
+            city=form.get("city", ""), agent_email=form.get("agent_email", ""),
+            actor=current_actor(), ip=client_ip())
+    except DomainError as error:
+        return refused("onboarding/hubs.html", error, rows=commanditaires.hubs(db.session))
+    db.session.commit()
+    send_invitation(invitation, token)
+    flash(f"{tenant.name} est enregistré ; {invitation.email} est invité(e) à y donner les "
+          "avis du Hub (lien valable 7 jours).", "success")
+    return redirect_to(url_for(".hubs_page"))
 
 
 def _communes_served():
