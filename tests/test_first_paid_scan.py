@@ -14,13 +14,12 @@ from html.parser import HTMLParser
 import pytest
 import sqlalchemy as sa
 
+from conftest import Browser
 from portal.extensions import db
-from portal.models import Carnet, Pass, PassState, Statement
-from test_onboarding import (PASSWORD, _accept, _to_an_approved_place,  # noqa: F401
-                             production_app)
-
-pytestmark = pytest.mark.slow
-
+from portal.models import (Carnet, Distribution, Habilitation, Mandate, Pass, PassState,
+                           Statement)
+# production_app: the empty production-mode database of the first half.
+from test_onboarding import PASSWORD, _accept, _to_an_approved_place, production_app  # noqa: F401
 
 class _Forms(HTMLParser):
     """The forms of a page as a browser sees them: action, and the value each
@@ -99,6 +98,13 @@ def _submit(person, url: str, action: str, expect: int = 303, choose=None, **cha
     return response
 
 
+def _in_menu(person, start: str, *paths: str) -> None:
+    page = person.get(start)
+    assert page.status_code == 200, start
+    missing = [p for p in paths if f'href="{p}"' not in page.text]
+    assert not missing, (start, missing)
+
+
 def _alert(page: str) -> str:
     found = re.findall(r'(?:role="alert"|class="[^"]*(?:error|flash)[^"]*")[^>]*>(.*?)<', page, re.S)
     return " | ".join(x.strip() for x in found if x.strip()) or page[:600]
@@ -111,8 +117,9 @@ def _link(page: str, pattern: str) -> str:
     return match.group(1)
 
 
-def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(production_app, caplog,
-                                                                      monkeypatch, tmp_path):
+@pytest.mark.slow          # ~25 s: two dozen people and pages, a PDF rasterised
+def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
+        production_app, caplog, monkeypatch, tmp_path):  # noqa: F811 (fixture)
     app = production_app
     # A small amorçage (2 carnets) keeps the journey short; the rules are the same.
     journey = _to_an_approved_place(app, caplog, amorcage_size="20")
@@ -121,6 +128,17 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(productio
     base, programme_id = journey["base"], journey["programme_id"]
     ccas, place = journey["ccas"], journey["place"]
     today = dt.date.today().isoformat()
+    # Every page used below is a link of its space's menu or pages (no typed URL).
+    aptic_pages = ["hubs", "emission", "expeditions", "mandats", "habilitations/demandes",
+                   "operateurs", "contre-paiement"]
+    _in_menu(aptic, "/mandataire/aptic/", *[f"/mandataire/aptic/{p}" for p in aptic_pages])
+    _in_menu(mgp_admin, f"{base}/programmes", f"{base}/allocation/{programme_id}",
+             f"{base}/programmes/{programme_id}")
+    _in_menu(referent, "/commune/montreuil/", "/commune/montreuil/conventions",
+             "/commune/montreuil/habilitations")
+    _in_menu(ccas_admin, f"/structure/{ccas.slug}/", f"/structure/{ccas.slug}/remise")
+    _in_menu(applicant, f"/structure/{place.slug}/", f"/structure/{place.slug}/scan",
+             f"/structure/{place.slug}/operateur")
 
     # -- #APTIC registers the Hub and invites its agent (gap built: /mandataire/<>/hubs).
     page = aptic.get("/mandataire/aptic/")
@@ -132,6 +150,7 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(productio
     hub_agent = _accept(app, "agent@francilin.example", "Hugo Hub", caplog)
     hub_home = hub_agent.get("/espaces").text
     hub_base = re.search(r'href="(/hub/[a-z0-9-]+)/"', hub_home).group(1)
+    _in_menu(hub_agent, f"{hub_base}/", f"{hub_base}/avis")
 
     # -- The Métropole creates the conventions of its perimeter and records both signatures.
     allocation_url = f"{base}/allocation/{programme_id}"
@@ -228,6 +247,13 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(productio
         handed = db.session.execute(sa.select(Pass).join(Carnet).where(
             Carnet.number == int(carnet)).order_by(Pass.index_in_carnet)).scalars().all()
         assert len(handed) == 10 and {p.state for p in handed} == {PassState.DISTRIBUE}
+        # Made under the habilitation #APTIC granted, under the mandate created above.
+        distribution = db.session.execute(sa.select(Distribution)).scalar_one()
+        habilitation = db.session.get(Habilitation, distribution.habilitation_id)
+        mandate = db.session.get(Mandate, distribution.mandate_id)
+        assert habilitation.mandate_id == mandate.id and mandate.reference == "MGP-APTIC-2026-01"
+        assert mandate.mandant_id == journey["mgp"].id
+        assert distribution.structure_id == ccas.id
 
 
     # -- The place describes its service and its IBAN; #APTIC validates the IBAN.
@@ -314,3 +340,51 @@ def _confirm_password(person, location: str) -> None:
     form = _form(page.text, "")                     # the form posts to the page itself
     response = person.client.post(location, data={**form["fields"], "password": PASSWORD})
     assert response.status_code == 303
+
+
+# ------------------------------------------------------------------ the Hub (gap built)
+
+def test_hub_form_keeps_values_shows_errors_and_only_the_issuer_registers(app, browser):
+    from portal.models import Invitation, JournalEntry, Tenant
+    from portal.domain.permissions import TenantKind
+    browser.login("aptic.admin")
+
+    def hubs():
+        with app.app_context():
+            return db.session.execute(sa.select(sa.func.count()).select_from(Tenant).where(
+                Tenant.kind == TenantKind.HUB)).scalar()
+    before = hubs()
+    data = {"name": "Hub du Sud-Est", "address_line": "1 rue de la Paix", "postal_code": "750",
+            "city": "Créteil", "agent_email": "agent@hub-sud-est.example"}
+    response = browser.post("/mandataire/aptic/hubs", data)
+    assert response.status_code == 422
+    page = response.text
+    assert 'id="postal_code-error"' in page and "code postal comporte 5 chiffres" in page
+    for value in ("Hub du Sud-Est", "1 rue de la Paix", "750", "Créteil",
+                  "agent@hub-sud-est.example"):
+        assert f'value="{value}"' in page, value
+    response = browser.post("/mandataire/aptic/hubs", {**data, "postal_code": "94000",
+                                                       "agent_email": "pas-un-courriel"})
+    assert response.status_code == 422 and 'id="agent_email-error"' in response.text
+    # The demo's Hub already exists: a second one of the same name is refused by its field.
+    response = browser.post("/mandataire/aptic/hubs", {**data, "name": "hub francil'in",
+                                                       "postal_code": "94000"})
+    assert response.status_code == 409 and 'id="name-error"' in response.text
+    assert hubs() == before
+    # Accepted: the Hub exists, its agent is invited as its administrator, the journal says so.
+    response = browser.post("/mandataire/aptic/hubs", {**data, "postal_code": "94000"})
+    assert response.status_code == 303
+    assert hubs() == before + 1 and "Hub du Sud-Est" in browser.get("/mandataire/aptic/hubs").text
+    with app.app_context():
+        hub = db.session.execute(sa.select(Tenant).where(Tenant.name == "Hub du Sud-Est")
+                                 ).scalar_one()
+        invitation = db.session.execute(sa.select(Invitation).where(
+            Invitation.tenant_id == hub.id)).scalar_one()
+        assert (invitation.email, invitation.role.value) == ("agent@hub-sud-est.example",
+                                                             "hub_admin")
+        assert db.session.execute(sa.select(JournalEntry).where(
+            JournalEntry.action == "tenant.created", JournalEntry.target_id == hub.id)
+        ).scalar_one().after["type"] == "hub"
+    # A commanditaire's administrator cannot reach the page.
+    other = Browser(app).login("mgp.admin")
+    assert other.get("/mandataire/aptic/hubs").status_code == 404

@@ -121,7 +121,7 @@ class Permission(str, enum.Enum):
     WRITE_EXPERIENCE = "write_experience"        # référent: retour d'expérience (art. 9)
     MANAGE_HUB_NETWORK = "manage_hub_network"    # Hub: facilitateurs, trainings
     # Day one (issue 13, part b)
-    REGISTER_COMMANDITAIRES = "register_commanditaires"  # #APTIC: commanditaires it serves
+    REGISTER_COMMANDITAIRES = "register_commanditaires"  # #APTIC: commanditaires it serves, hubs
     MANAGE_TERRITORY = "manage_territory"              # commanditaire: its communes, référents
     REGISTER_STRUCTURES = "register_structures"        # référent or #APTIC: structures
     # Issue 13: the action journal of the tenant (and of what it oversees).
@@ -205,7 +205,7 @@ PERMISSION_LABELS = {
     P.HAND_OUT_PASS: "Remettre des pass (avec une habilitation valide)",
     P.SCAN_PASS: "Scanner des pass",
     P.MANAGE_STRUCTURE: "Gérer la structure (services, coordonnées bancaires, jetons d'API)",
-    P.REGISTER_COMMANDITAIRES: "Enregistrer les commanditaires et inviter leur administrateur",
+    P.REGISTER_COMMANDITAIRES: "Enregistrer les commanditaires et les Hubs, et inviter leur administrateur",
     P.MANAGE_TERRITORY: "Ajouter les communes du territoire et inviter leurs référents",
     P.REGISTER_STRUCTURES: "Enregistrer les structures d'une commune et inviter leur administrateur",
 }
