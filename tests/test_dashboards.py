@@ -476,7 +476,10 @@ def test_operateur_panels_equal_a_recount(db_session, seed):
                 StatementLine.statement_id == st.id)).scalars().all()
             assert r["cents"] == sum(line.amount_cents for line in lines)
             assert r["pass"] == sum(1 for line in lines if line.scan_id is not None)
-            assert r["status"] == op.PAYMENT_STATUS[st.status]
+            assert r["state"] is st.status
+            assert r["status"] == (f"payé le {st.paid_on:%d/%m/%Y}"
+                                   if st.status is StatementStatus.PAYE
+                                   else op.PAYMENT_STATUS[st.status])
             # The ledger moved exactly these pass when validating and paying.
             for nature, done in ((N.CONTRE_PAIEMENT, st.status is not StatementStatus.BROUILLON),
                                  (N.PAIEMENT, st.status is StatementStatus.PAYE)):

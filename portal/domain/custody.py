@@ -43,6 +43,8 @@ TRANSITIONS: dict[N, tuple[frozenset[S], S]] = {
     N.ANNULATION_SCAN: (frozenset({S.SCANNE}), S.DISTRIBUE),
     N.CONTRE_PAIEMENT: (frozenset({S.SCANNE}), S.CONTRE_PAIEMENT),
     N.PAIEMENT: (frozenset({S.CONTRE_PAIEMENT}), S.PAYE),
+    # Issue 17: the bank returned the transfer; the statement is to be paid again.
+    N.RETOUR_PAIEMENT: (frozenset({S.PAYE}), S.CONTRE_PAIEMENT),
     N.BLOCAGE: (frozenset({S.ACTIVE, S.LIVRE, S.REPARTI, S.DISTRIBUE}), S.BLOQUE),
     N.ANNULATION: (frozenset({S.EMIS, S.ACTIVE, S.LIVRE, S.REPARTI, S.BLOQUE, S.RESTITUE}),
                    S.ANNULE),

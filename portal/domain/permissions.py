@@ -120,6 +120,8 @@ class Permission(str, enum.Enum):
     GENERATE_REPORTS = "generate_reports"        # MGP: monthly report (convention art. 9)
     WRITE_EXPERIENCE = "write_experience"        # référent: retour d'expérience (art. 9)
     MANAGE_HUB_NETWORK = "manage_hub_network"    # Hub: facilitateurs, trainings
+    # Funds of the mandate and SEPA payment runs (issue 17).
+    MANAGE_FUNDS = "manage_funds"                # #APTIC: calls, advances, runs, bank statements
 
 
 P = Permission
@@ -157,6 +159,8 @@ ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.GENERATE_REPORTS}
 ROLE_PERMISSIONS[Role.REFERENT] |= {P.WRITE_EXPERIENCE}
 ROLE_PERMISSIONS[Role.HUB_AGENT] |= {P.MANAGE_HUB_NETWORK}
 ROLE_PERMISSIONS[Role.HUB_ADMIN] |= {P.MANAGE_HUB_NETWORK}
+# Funds of the mandate (issue 17).
+ROLE_PERMISSIONS[Role.APTIC_ADMIN] |= {P.MANAGE_FUNDS}
 
 
 def permissions_of(role: Role | str) -> frozenset[Permission]:

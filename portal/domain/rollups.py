@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from portal.formatting import PARIS
 from portal.models import FlowCount, LedgerEntry, Pass, PositionCount
 from portal.models.issuance import PassState
-from portal.models.ledger import Nature
+from portal.models.ledger import FUND_NATURES, Nature
 
 
 # Pass "en circulation" in a commune: delivered and not yet paid, restituted,
@@ -128,7 +128,9 @@ def recount_flows(session: Session, programme_id: int
         sa.select(LedgerEntry.commune_id, LedgerEntry.created_at, LedgerEntry.nature,
                   LedgerEntry.count, LedgerEntry.amount_cents, LedgerEntry.from_state,
                   LedgerEntry.to_state)
-        .where(LedgerEntry.programme_id == programme_id).execution_options(yield_per=10_000))
+        .where(LedgerEntry.programme_id == programme_id,
+               LedgerEntry.nature.not_in(FUND_NATURES))   # money, not pass (issue 17)
+        .execution_options(yield_per=10_000))
     for commune, at, nature, count, cents, from_state, to_state in rows:
         key = (commune or 0, at.astimezone(PARIS).date(), Nature(nature))
         totals[key][0] += count

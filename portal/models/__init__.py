@@ -21,3 +21,6 @@ from portal.models.reporting import (  # noqa: F401
     ExperienceReport, ExperienceStatus, Facilitateur, FlowCount, FollowUpMeeting, MonthlyReport,
     PositionCount, Training)
 from portal.models.security import RecoveryCode, TotpCredential  # noqa: F401
+from portal.models.funds import (  # noqa: F401
+    BankImport, BankLine, BankOutcome, FundAdvance, FundCall, LineStatus, PaymentLine, PaymentRun,
+    RunStatus)

@@ -33,6 +33,13 @@ class Nature(str, enum.Enum):
     ANNULATION = "annulation"
     RESTITUTION = "restitution"
     EXPIRATION = "expiration"            # unused at end of validity: credit note (avoir)
+    # Issue 17. A returned transfer re-opens a paid statement: its pass go back
+    # from PAYE to CONTRE_PAIEMENT.
+    RETOUR_PAIEMENT = "retour_paiement"
+    # Movements of the mandate's funds (no pass move: count 0, amount in cents).
+    AVANCE = "avance"                    # advance received from the Métropole
+    VIREMENT = "virement"                # credit transfer ordered to an opérateur
+    RETOUR_VIREMENT = "retour_virement"  # transfer returned by the bank
 
     @property
     def label(self) -> str:
@@ -54,7 +61,15 @@ NATURE_LABELS = {
     Nature.ANNULATION: "annulation",
     Nature.RESTITUTION: "restitution",
     Nature.EXPIRATION: "expiration (avoir)",
+    Nature.RETOUR_PAIEMENT: "paiement retourné",
+    Nature.AVANCE: "avance reçue",
+    Nature.VIREMENT: "virement émis",
+    Nature.RETOUR_VIREMENT: "virement retourné",
 }
+
+# Natures that move money, not pass (issue 17): kept out of the pass rollups
+# and of the reddition's pass operations; the funds section shows them.
+FUND_NATURES = frozenset({Nature.AVANCE, Nature.VIREMENT, Nature.RETOUR_VIREMENT})
 
 
 class LedgerEntry(Base):

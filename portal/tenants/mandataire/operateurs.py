@@ -6,7 +6,7 @@ import io
 
 from flask import Response, abort, flash, send_file, url_for
 
-from portal.domain import anomalies, issuance, operateurs, settlement, validity
+from portal.domain import anomalies, issuance, operateurs, sepa, settlement, validity
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.formatting import format_count, format_eur
@@ -96,7 +96,8 @@ def statement_page(statement_id: int):
     statement = get_or_404(Statement, statement_id)
     return render("tenants/mandataire/statement.html", statement=statement,
                   bank=operateurs.current_bank_details(db.session, statement.structure_id),
-                  profile=operateurs.profile_of(db.session, statement.structure, create=False))
+                  profile=operateurs.profile_of(db.session, statement.structure, create=False),
+                  transfers=sepa.lines_of_statement(db.session, statement.id))
 
 
 @bp.route("/contre-paiement/<int:statement_id>/valider", methods=["POST"],
