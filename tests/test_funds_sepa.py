@@ -14,6 +14,7 @@ from lxml import etree
 from schwifty import IBAN
 
 from helpers import programme, tenant
+from sepa_helpers import MANDATE_IBAN, PAIN, camt_from_pain as _camt
 from portal.domain import camt, funds, ledger, operateurs, reddition, sepa, settlement
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
@@ -25,9 +26,7 @@ from portal.models import (BankDetails, BankImport, BankLine, BankOutcome, FundA
                            StatementLine, StatementStatus, Tenant, User)
 from portal.models.ledger import Nature
 
-PAIN = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"
 PAIN_XSD = Path(sepaxml.__file__).parent / "schemas" / "pain.001.001.03.xsd"
-MANDATE_IBAN = "FR7630001007941234567890185"
 MANDATE_BIC = "BDFEFRPPCCT"
 TODAY = dt.datetime.now(PARIS).date()   # the portal counts days in Paris time
 
@@ -87,46 +86,6 @@ def _validated_statement(session, structure: Tenant, period: str, rng: random.Ra
     session.flush()
     session.refresh(statement)
     return settlement.validate(session, statement, actor=actor)
-
-
-def _camt(run_xml: bytes, *, iban: str = MANDATE_IBAN, returned: int | None = None,
-          unknown: bool = False, booked: dt.date = TODAY, prefix: str = "BQ") -> bytes:
-    """A bank statement built from a pain.001 file: one booked debit per transfer,
-    then optionally the return of one of them and one debit that matches nothing."""
-    doc = etree.fromstring(run_xml)
-    ns = {"p": PAIN}
-    txs = [(tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns),
-            tx.findtext("p:Amt/p:InstdAmt", namespaces=ns))
-           for tx in doc.iterfind(".//p:CdtTrfTxInf", ns)]
-    entries = []
-
-    def entry(ref, e2e, amount, cdi, rtr=""):
-        return (f"<Ntry><NtryRef>{ref}</NtryRef><Amt Ccy=\"EUR\">{amount}</Amt>"
-                f"<CdtDbtInd>{cdi}</CdtDbtInd><Sts>BOOK</Sts><BookgDt><Dt>{booked}</Dt></BookgDt>"
-                f"<ValDt><Dt>{booked}</Dt></ValDt><AcctSvcrRef>{ref}</AcctSvcrRef>"
-                "<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>ICDT</Cd><SubFmlyCd>"
-                f"{'RRTN' if rtr else 'ESCT'}</SubFmlyCd></Fmly></Domn></BkTxCd>"
-                f"<NtryDtls><TxDtls><Refs><EndToEndId>{e2e}</EndToEndId></Refs>"
-                f"<AmtDtls><TxAmt><Amt Ccy=\"EUR\">{amount}</Amt></TxAmt></AmtDtls>{rtr}"
-                "</TxDtls></NtryDtls></Ntry>")
-    for i, (e2e, amount) in enumerate(txs):
-        entries.append(entry(f"{prefix}{i:05d}", e2e, amount, "DBIT"))
-    if returned is not None:
-        e2e, amount = txs[returned]
-        entries.append(entry(f"{prefix}R{returned:04d}", e2e, amount, "CRDT",
-                             "<RtrInf><Rsn><Cd>AC04</Cd></Rsn><AddtlInf>Compte clos</AddtlInf>"
-                             "</RtrInf>"))
-    if unknown:
-        entries.append(entry(f"{prefix}X0001", "INCONNU-0001", "12.34", "DBIT"))
-    return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
-            "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.02\"><BkToCstmrStmt>"
-            f"<GrpHdr><MsgId>{prefix}-{booked:%Y%m%d}</MsgId><CreDtTm>{booked}T18:00:00</CreDtTm>"
-            f"</GrpHdr><Stmt><Id>{prefix}-STMT</Id><CreDtTm>{booked}T18:00:00</CreDtTm>"
-            f"<Acct><Id><IBAN>{iban}</IBAN></Id></Acct>"
-            + "".join(f"<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp>"
-                      f"<Amt Ccy=\"EUR\">1000000.00</Amt><CdtDbtInd>CRDT</CdtDbtInd>"
-                      f"<Dt><Dt>{booked}</Dt></Dt></Bal>" for code in ("OPBD", "CLBD"))
-            + "".join(entries) + "</Stmt></BkToCstmrStmt></Document>").encode()
 
 
 def test_fifty_operateurs_month(db_session):
