@@ -333,3 +333,41 @@ def test_random_scenarios_keep_funds_non_negative_and_reconciled(db_session, ste
     assert f.closing_cents == advances - payments + returns == \
         funds.position(session, mandate, TODAY).available_cents
     assert not [m for m in statement.mismatches if m.startswith("Fonds")]
+
+
+def test_form_errors_rerender_the_funds_page_with_values_kept(app, browser):
+    from portal.extensions import db
+    with app.app_context():
+        mandate_id = _mandate(db.session).id
+        db.session.commit()
+    browser.login("aptic.admin")
+    base = f"/mandataire/aptic/mandats/{mandate_id}/fonds"
+    page = browser.get(base)
+    assert page.status_code == 200 and "Fonds disponibles" in page.text
+    bad = browser.post(base + "/compte", {"account_holder": "APTIC", "account_bic": "BDFEFRPPCCT",
+                                         "account_iban": "FR7630001007941234567890186"})
+    assert bad.status_code == 422
+    assert 'id="err-compte-account_iban"' in bad.text and "IBAN invalide" in bad.text
+    assert 'value="FR7630001007941234567890186"' in bad.text
+    too_much = browser.post(base + "/avances", {"reference": "AV-TROP", "amount": "900 000,00",
+                                               "received_on": TODAY.isoformat()})
+    assert too_much.status_code == 422 and "plafond d'avance" in too_much.text
+    assert 'id="err-avance-amount"' in too_much.text and 'value="900 000,00"' in too_much.text
+    typo = browser.post(base + "/appels", {"reference": "AF-1", "amount": "12,345",
+                                          "called_on": TODAY.isoformat()})
+    assert typo.status_code == 422 and 'id="err-appel-amount"' in typo.text
+    no_funds = browser.post(f"/mandataire/aptic/mandats/{mandate_id}/virements",
+                            {"execution_date": TODAY.isoformat()})
+    assert no_funds.status_code == 409 and 'id="erreur-formulaire"' in no_funds.text
+    ok = browser.post(base + "/avances", {"reference": "AV-OK", "amount": "1 250,50",
+                                         "received_on": TODAY.isoformat()})
+    assert ok.status_code == 303
+    with app.app_context():
+        assert funds.advances_total(db.session, db.session.get(Mandate, mandate_id)) == 125_050
+        db.session.rollback()
+    # The Métropole's dashboard shows the funds position of its mandate.
+    mgp = browser.__class__(browser.app).login("mgp.agent")
+    dash = mgp.get("/metropole/mgp/tableau-de-bord")
+    if dash.status_code in (301, 302, 303):
+        dash = mgp.get(dash.location)
+    assert "Fonds disponibles" in dash.text and "1 250,50" in dash.text.replace("\u202f", " ")
