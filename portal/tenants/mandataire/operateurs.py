@@ -110,19 +110,6 @@ def statement_validate(statement_id: int):
     return redirect_to(url_for("mandataire.statement_page", statement_id=statement.id))
 
 
-@bp.route("/contre-paiement/<int:statement_id>/paiement", methods=["POST"],
-          permission=Permission.CLOSE_MONTH)
-def statement_pay(statement_id: int):
-    statement = get_or_404(Statement, statement_id)
-    settlement.mark_paid(db.session, statement,
-                         bank_reference=forms.text("bank_reference", "Référence du virement",
-                                                   max_length=100),
-                         paid_on=forms.date("paid_on", "Date du paiement"), actor=current_actor())
-    db.session.commit()
-    flash("Paiement enregistré.", "success")
-    return redirect_to(url_for("mandataire.statement_page", statement_id=statement.id))
-
-
 @bp.route("/contre-paiement/<int:statement_id>/correction", methods=["POST"],
           permission=Permission.CLOSE_MONTH)
 def statement_correction(statement_id: int):
