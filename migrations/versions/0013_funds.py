@@ -1,25 +1,27 @@
 """funds of the mandate: calls for funds, advances, SEPA payment runs, bank
 statements; the mandate's bank account; four ledger natures (issue 17)
 
-Revision ID: 0013
+Revision ID: 0013_funds
 Revises: 0007_security
 """
 
 from alembic import op
 import sqlalchemy as sa
 import portal.models.base
+from portal.models.ledger import Nature
 
 
-revision = '0013'
+revision = '0013_funds'
 down_revision = '0007_security'
 branch_labels = None
 depends_on = None
 
-NATURES_BEFORE = ('emission', 'activation', 'livraison', 'repartition', 'reprise', 'distribution',
-                  'scan', 'annulation_scan', 'contre_paiement', 'paiement', 'blocage', 'annulation',
-                  'restitution', 'expiration')
-# Values stay within 15 characters: the column keeps its VARCHAR(15).
-NATURES_AFTER = NATURES_BEFORE + ('retour_paiement', 'avance', 'virement', 'retour_virement')
+# The natures this migration adds (values within 15 characters: the column keeps its
+# VARCHAR(15)). The CHECK constraint lists every nature of the model, so natures added by
+# other migrations of the same chain (e.g. a statement-correction nature) are kept.
+ADDED = ('retour_paiement', 'avance', 'virement', 'retour_virement')
+NATURES_AFTER = tuple(n.value for n in Nature)
+NATURES_BEFORE = tuple(n for n in NATURES_AFTER if n not in ADDED)
 # (table, enum name) of the columns typed by portal.models.ledger.Nature.
 NATURE_COLUMNS = (("ledger_entries", "ledger_nature"), ("flow_counts", "flow_nature"))
 
