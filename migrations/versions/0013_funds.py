@@ -2,7 +2,7 @@
 statements; the mandate's bank account; four ledger natures (issue 17)
 
 Revision ID: 0013_funds
-Revises: 0007_security
+Revises: 0008_autre_commune
 """
 
 from alembic import op
@@ -12,7 +12,7 @@ from portal.models.ledger import Nature
 
 
 revision = '0013_funds'
-down_revision = '0007_security'
+down_revision = '0008_autre_commune'
 branch_labels = None
 depends_on = None
 
