@@ -1,8 +1,8 @@
 """funds of the mandate: calls for funds, advances, SEPA payment runs, bank
 statements; the mandate's bank account; four ledger natures (issue 17)
 
-Revision ID: 0013_funds
-Revises: 0008_autre_commune
+Revision ID: 0013
+Revises: 0012
 """
 
 from alembic import op
@@ -11,8 +11,8 @@ import portal.models.base
 from portal.models.ledger import Nature
 
 
-revision = '0013_funds'
-down_revision = '0008_autre_commune'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
