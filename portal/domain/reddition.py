@@ -156,6 +156,7 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
         # custody (portal.domain.rollups, flow_counts: Paris days, like _bounds).
         # Summed in SQL per commune, nature and side of ``start``.
         face_value = face[programme.id]
+        ledger.settle(session, programme.id)    # the rollups count sealed entries only
         before = (FlowCount.day < start).label("before")
         for commune_id, nature, is_before, count, cents, circulation in session.execute(
                 sa.select(FlowCount.commune_id, FlowCount.nature, before,
@@ -172,14 +173,14 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
             row.closing.add(circulation, circulation * face_value)
         # Check 2, in the database: each entry's amount is its count × the face value.
         for seq, nature, count, cents in session.execute(
-                sa.select(LedgerEntry.seq, LedgerEntry.nature, LedgerEntry.count,
+                sa.select(LedgerEntry.id, LedgerEntry.nature, LedgerEntry.count,
                           LedgerEntry.amount_cents)
                 .where(LedgerEntry.programme_id == programme.id, LedgerEntry.created_at >= low,
                        LedgerEntry.created_at < high,
                        LedgerEntry.amount_cents != LedgerEntry.count * face_value)
-                .order_by(LedgerEntry.seq)):
+                .order_by(LedgerEntry.id)):
             mismatches.append(
-                f"{programme.prefix}, écriture n° {seq} ({NATURE_LABELS[nature]}) : "
+                f"{programme.prefix}, écriture id {seq} ({NATURE_LABELS[nature]}) : "
                 f"montant {format_eur(cents)} pour {count} pass, attendu "
                 f"{format_eur(count * face_value)}.")
         # Independent aggregate of the same entries (check 1).
@@ -259,7 +260,7 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
                                      LedgerEntry.nature.in_((Nature.CONTRE_PAIEMENT,
                                                              Nature.PAIEMENT)),
                                      LedgerEntry.created_at >= low, LedgerEntry.created_at < high)
-        .order_by(LedgerEntry.created_at, LedgerEntry.seq)).scalars()
+        .order_by(LedgerEntry.created_at, LedgerEntry.id)).scalars()
     return [{"date": e.created_at.astimezone(PARIS).strftime("%d/%m/%Y"),
              "nature": NATURE_LABELS[e.nature], "operateur": names.get(e.to_holder_id, ""),
              "pass": e.count, "montant_centimes": e.amount_cents,
