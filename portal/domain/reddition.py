@@ -270,8 +270,12 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
 
 def full_verification(session: Session, mandate: Mandate) -> list[tuple[Programme, ledger.VerifyReport]]:
     """Every entry of each programme's chain since emission (the reddition
-    page's lazy "vérification complète" panel; ``flask ledger verify``)."""
-    return [(p, ledger.verify(session, p.id)) for p in programmes_of_mandate(session, mandate)]
+    page's lazy "vérification complète" panel; ``flask ledger verify``),
+    sealed first."""
+    programmes = programmes_of_mandate(session, mandate)
+    for p in programmes:
+        ledger.settle(session, p.id)
+    return [(p, ledger.verify(session, p.id)) for p in programmes]
 
 
 # ---------------------------------------------------------------- exports
