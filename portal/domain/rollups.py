@@ -175,7 +175,10 @@ def recount_flows(session: Session, programme_id: int
 
 
 def rebuild(session: Session, programme_id: int) -> None:
-    """Recompute both rollups of a programme from the pass and the ledger."""
+    """Recompute both rollups of a programme from the pass and the ledger,
+    once every entry is sealed (the sealer would count the waiting ones again)."""
+    from portal.domain import ledger
+    ledger.seal(session, programme_id, commit=False)
     session.execute(sa.delete(PositionCount).where(PositionCount.programme_id == programme_id))
     session.execute(sa.delete(FlowCount).where(FlowCount.programme_id == programme_id))
     pos = recount_positions(session, programme_id)
