@@ -90,6 +90,12 @@ def test_sealer_killed_mid_batch_resumes_with_nothing_lost_or_doubled(app):
 
 
 def test_seal_command_seals_and_reports(app):
+    with app.app_context():
+        prog = new_programme(db.session, prefix="XYZ")
+        issued_and_activated(db.session, prog, 2)
+        db.session.commit()
+        assert ledger.has_unsealed(db.session, prog.id)
+        db.session.remove()
     runner = app.test_cli_runner()
     result = runner.invoke(args=["ledger", "seal"])
     assert result.exit_code == 0, result.output

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -312,8 +311,8 @@ class VerifyReport:
 
 
 # created_at as UtcDateTime stores it on SQLite (UTC), for the years 1000 to 9999.
-_SQLITE_STORED_UTC = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
-                                r"\.[0-9]{6}")
+_SQLITE_UTC_GLOB = ("[1-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+                    ".[0-9][0-9][0-9][0-9][0-9][0-9]")
 
 
 def _fields_text(dialect_name: str, python_text):
@@ -325,12 +324,14 @@ def _fields_text(dialect_name: str, python_text):
 
     PostgreSQL prints the text itself (integers and enum values print as in
     Python, NULL as "", created_at as "%Y-%m-%dT%H:%M:%S.%f" in UTC; its text
-    holds no NUL and its types are strict, so the text is exact). Elsewhere
-    the raw stored values are read, as the typed columns would return them
-    but for enums (stored as their values) and created_at, which, stored by
-    UtcDateTime on SQLite, becomes ``_text``'s text by swapping its separator
-    for "T". Any other entry (a year before 1000, a value stored otherwise)
-    goes through ``python_text``: the typed values and ``_text``."""
+    holds no NUL and its types are strict, so the text is exact). SQLite
+    builds it too, from the raw stored values (as the typed columns would
+    return them but for enums, stored as their values, and created_at,
+    which, stored by UtcDateTime, becomes ``_text``'s text by swapping its
+    separator for "T"). Any other entry (a year before 1000, a value stored
+    otherwise) goes through ``python_text``: the typed values and ``_text``.
+    A text that differs from ``_text``'s can only make a MAC fail, never
+    pass: the bytes hashed for a genuine entry are ``_mac``'s."""
     entries, seals = _ENTRIES, _SEALS
 
     def source(name):
@@ -347,18 +348,26 @@ def _fields_text(dialect_name: str, python_text):
             return python_text(entry_id, seq) if values[0] is None else values[0]
         return [column], text_of
 
-    at = _FIELDS.index("created_at")
-    canonical = _SQLITE_STORED_UTC.fullmatch
+    # SQLite: the same text built by SQLite itself from the raw stored values
+    # (integers print as in Python, enums are stored as their values, NULL →
+    # ""), created_at — as UtcDateTime stores it, "YYYY-MM-DD HH:MM:SS.ffffff"
+    # in UTC — with "T" for its separator; any other created_at gives NULL
+    # and goes through ``python_text``.
+    stamp = entries.c.created_at
+    created = sa.case((sa.type_coerce(stamp, sa.String).op("GLOB")(_SQLITE_UTC_GLOB),
+                       sa.func.substr(sa.type_coerce(stamp, sa.String), 1, 10) + "T"
+                       + sa.func.substr(sa.type_coerce(stamp, sa.String), 12)),
+                      else_=sa.null())
+    parts = [created if name == "created_at"
+             else sa.func.coalesce(sa.cast(source(name), sa.Text), "") for name in _FIELDS]
+    text = sa.literal("", sa.String)
+    for part in parts:
+        text = text + "|" + part
+    column = sa.type_coerce(text, sa.String)
 
     def text_of(values, entry_id: int, seq: int) -> str:
-        stamp = values[at]
-        if type(stamp) is not str or not canonical(stamp):
-            return python_text(entry_id, seq)
-        parts = ["" if v is None else str(v) for v in values]
-        parts[at] = stamp[:10] + "T" + stamp[11:]
-        return "|" + "|".join(parts)
-    # Raw values: no Enum / UtcDateTime conversion of the results.
-    return [sa.type_coerce(source(name), sa.String) for name in _FIELDS], text_of
+        return python_text(entry_id, seq) if values[0] is None else values[0]
+    return [column], text_of
 
 
 def last_anchor(session: Session, programme_id: int) -> LedgerAnchor | None:
