@@ -16,7 +16,7 @@ SQLite batch rebuild of ``ledger_entries`` drops its triggers: they are
 created again here.
 
 Revision ID: 0014
-Revises: 0007_security
+Revises: 0008_autre_commune
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ import portal.models.base
 
 
 revision = '0014'
-down_revision = '0007_security'
+down_revision = '0008_autre_commune'
 branch_labels = None
 depends_on = None
 
