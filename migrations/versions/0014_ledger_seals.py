@@ -104,8 +104,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['entry_id'], ['ledger_entries.id'], name=op.f('fk_ledger_seals_entry_id_ledger_entries')),
     sa.ForeignKeyConstraint(['programme_id'], ['programmes.id'], name=op.f('fk_ledger_seals_programme_id_programmes')),
     sa.PrimaryKeyConstraint('programme_id', 'seq', name=op.f('pk_ledger_seals')),
-    sa.UniqueConstraint('entry_id', name=op.f('uq_ledger_seals_entry_id')),
-    sqlite_with_rowid=False
+    sa.UniqueConstraint('entry_id', name=op.f('uq_ledger_seals_entry_id'))
     )
     op.execute("INSERT INTO ledger_seals (programme_id, seq, entry_id, prev_mac, mac, sealed_at) "
                "SELECT programme_id, seq, id, prev_mac, mac, created_at FROM ledger_entries")

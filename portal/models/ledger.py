@@ -104,8 +104,6 @@ class LedgerSeal(Base):
     seal per entry (UNIQUE ``entry_id``), one entry per place (primary key)."""
 
     __tablename__ = "ledger_seals"
-    # SQLite: the rows stored in (programme, seq) order, what verify reads.
-    __table_args__ = {"sqlite_with_rowid": False}
 
     programme_id: Mapped[int] = mapped_column(sa.ForeignKey("programmes.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
