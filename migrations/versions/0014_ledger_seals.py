@@ -16,7 +16,7 @@ SQLite batch rebuild of ``ledger_entries`` drops its triggers: they are
 created again here.
 
 Revision ID: 0014
-Revises: 0008_autre_commune
+Revises: 0011
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ import portal.models.base
 
 
 revision = '0014'
-down_revision = '0008_autre_commune'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
