@@ -80,7 +80,7 @@ def test_setup_refuses_a_bad_address_in_french(empty_app):
 
 
 # Production refuses to start without a queue (REDIS_URL); tasks run inline here.
-PRODUCTION_QUEUE = {"REDIS_URL": "redis://127.0.0.1:6379/12", "JOBS_INLINE": True}
+PRODUCTION_QUEUE = {"REDIS_URL": "redis://127.0.0.1:6379/12", "JOBS_INLINE": "sync"}
 
 
 def test_demo_data_is_refused_outside_development(leg, tmp_path):

@@ -85,7 +85,7 @@ def production_app(leg, tmp_path):
                    LEDGER_HMAC_KEY="cHJvZHVjdGlvbi10ZXN0LWxlZGdlci1obWFjLWtleQ==",
                    PRINT_DIR=str(tmp_path / "prints"),
                    # production refuses to start without a queue; tasks run inline here
-                   REDIS_URL="redis://127.0.0.1:6379/12", JOBS_INLINE=True)
+                   REDIS_URL="redis://127.0.0.1:6379/12", JOBS_INLINE="sync")
     assert not app.testing and "outbox" not in app.extensions
     yield app
     with app.app_context():
