@@ -666,14 +666,16 @@ def test_reddition_verifies_the_chain_since_the_last_anchor(db_session):
     # An entry older than the anchor edited behind the database's back: the
     # reddition's check does not recompute it, the full verification does.
     drop_ledger_protection(db_session)
-    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE seq = 1"))
+    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE id IN "
+                               "(SELECT entry_id FROM ledger_seals WHERE seq = 1)"))
     db_session.commit()
     assert statement().ledger_ok
     assert not all(report.ok for _p, report in reddition.full_verification(db_session, mandate))
     # An entry after the anchor edited: the reddition shows it.
     changed = next(p for p in programmes if added[p.id])
-    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE "
-                               "programme_id = :p AND seq = :s"),
+    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE id = "
+                               "(SELECT entry_id FROM ledger_seals WHERE programme_id = :p "
+                               "AND seq = :s)"),
                        {"p": changed.id, "s": heads[changed.id] + 1})
     db_session.commit()
     broken = statement()

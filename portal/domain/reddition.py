@@ -182,6 +182,7 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
         # custody (portal.domain.rollups, flow_counts: Paris days, like _bounds).
         # Summed in SQL per commune, nature and side of ``start``.
         face_value = face[programme.id]
+        ledger.settle(session, programme.id)    # the rollups count sealed entries only
         before = (FlowCount.day < start).label("before")
         for commune_id, nature, is_before, count, cents, circulation in session.execute(
                 sa.select(FlowCount.commune_id, FlowCount.nature, before,
@@ -198,14 +199,14 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
             row.closing.add(circulation, circulation * face_value)
         # Check 2, in the database: each entry's amount is its count × the face value.
         for seq, nature, count, cents in session.execute(
-                sa.select(LedgerEntry.seq, LedgerEntry.nature, LedgerEntry.count,
+                sa.select(LedgerEntry.id, LedgerEntry.nature, LedgerEntry.count,
                           LedgerEntry.amount_cents)
                 .where(LedgerEntry.programme_id == programme.id, LedgerEntry.created_at >= low,
                        LedgerEntry.created_at < high, LedgerEntry.nature.not_in(FUND_NATURES),
                        LedgerEntry.amount_cents != LedgerEntry.count * face_value)
-                .order_by(LedgerEntry.seq)):
+                .order_by(LedgerEntry.id)):
             mismatches.append(
-                f"{programme.prefix}, écriture n° {seq} ({NATURE_LABELS[nature]}) : "
+                f"{programme.prefix}, écriture id {seq} ({NATURE_LABELS[nature]}) : "
                 f"montant {format_eur(cents)} pour {count} pass, attendu "
                 f"{format_eur(count * face_value)}.")
         # Independent aggregate of the same entries (check 1).
@@ -359,7 +360,7 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
                                                              Nature.PAIEMENT,
                                                              Nature.RETOUR_PAIEMENT)),
                                      LedgerEntry.created_at >= low, LedgerEntry.created_at < high)
-        .order_by(LedgerEntry.created_at, LedgerEntry.seq)).scalars()
+        .order_by(LedgerEntry.created_at, LedgerEntry.id)).scalars()
     return [{"date": e.created_at.astimezone(PARIS).strftime("%d/%m/%Y"),
              "nature": NATURE_LABELS[e.nature], "operateur": names.get(e.to_holder_id, ""),
              "pass": e.count, "montant_centimes": e.amount_cents,
@@ -369,8 +370,12 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
 
 def full_verification(session: Session, mandate: Mandate) -> list[tuple[Programme, ledger.VerifyReport]]:
     """Every entry of each programme's chain since emission (the reddition
-    page's lazy "vérification complète" panel; ``flask ledger verify``)."""
-    return [(p, ledger.verify(session, p.id)) for p in programmes_of_mandate(session, mandate)]
+    page's lazy "vérification complète" panel; ``flask ledger verify``),
+    sealed first."""
+    programmes = programmes_of_mandate(session, mandate)
+    for p in programmes:
+        ledger.settle(session, p.id)
+    return [(p, ledger.verify(session, p.id)) for p in programmes]
 
 
 # ---------------------------------------------------------------- exports

@@ -3,7 +3,7 @@ from portal.models.base import Base, UtcDateTime, utcnow  # noqa: F401
 from portal.models.tenancy import AuthSession, Membership, Tenant, User  # noqa: F401
 from portal.models.issuance import (  # noqa: F401
     Carnet, Pass, PassOrder, PassState, PrintJob, PrintJobStatus, Programme, ProgrammePerimeter)
-from portal.models.ledger import LedgerAnchor, LedgerEntry, LedgerHead, Nature  # noqa: F401
+from portal.models.ledger import LedgerAnchor, LedgerEntry, LedgerHead, LedgerSeal, LedgerUnsealed, Nature  # noqa: F401
 from portal.models.allocation import (  # noqa: F401
     Convention, ConventionEvent, HubOpinion, OpinionKind, Sanction, SanctionKind, Shipment,
     Tranche, TrancheKind, TrancheStatus)
