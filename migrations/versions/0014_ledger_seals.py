@@ -16,7 +16,7 @@ SQLite batch rebuild of ``ledger_entries`` drops its triggers: they are
 created again here.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ import portal.models.base
 
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -54,16 +54,14 @@ def funds_programme(session: Session, mandate: Mandate) -> Programme:
 
 def append_entry(session: Session, mandate: Mandate, *, nature: Nature, amount_cents: int,
                  actor: Actor, ref_type: str, ref_id: int, reason: str,
-                 to_holder_id: int | None, at: dt.datetime,
-                 head: ledger.Head | None = None) -> int:
+                 to_holder_id: int | None, at: dt.datetime) -> None:
     """One movement of funds in the ledger (no pass: count 0)."""
     programme = funds_programme(session, mandate)
-    return ledger.append(session, programme_id=programme.id, nature=nature, actor=actor,
+    ledger.append(session, programme_id=programme.id, nature=nature, actor=actor,
                          from_state=None, from_holder_id=None, to_state=PassState.PAYE,
                          to_holder_id=to_holder_id, pass_first_id=0, pass_last_id=0,
                          serial_first="", serial_last="", count=0, amount_cents=amount_cents,
-                         ref_type=ref_type, ref_id=ref_id, reason=reason, created_at=at,
-                         head=head)
+                         ref_type=ref_type, ref_id=ref_id, reason=reason, created_at=at)
 
 
 def lock(session: Session, mandate: Mandate) -> ledger.Head:
@@ -116,7 +114,7 @@ def record_advance(session: Session, mandate: Mandate, *, reference: str, amount
                    now: dt.datetime | None = None) -> FundAdvance:
     """Advance received from the Métropole (ledger nature AVANCE), within the ceiling."""
     reference, amount_cents = _reference(reference), _amount(amount_cents)
-    head = lock(session, mandate)
+    lock(session, mandate)
     received = advances_total(session, mandate)
     if received + amount_cents > mandate.advance_ceiling_cents:
         raise InvalidInput(
@@ -136,7 +134,7 @@ def record_advance(session: Session, mandate: Mandate, *, reference: str, amount
     session.flush()
     append_entry(session, mandate, nature=Nature.AVANCE, amount_cents=amount_cents, actor=actor,
                  ref_type="avance", ref_id=advance.id, to_holder_id=mandate.mandataire_id,
-                 reason=f"avance {reference} reçue le {received_on:%d/%m/%Y}", at=at, head=head)
+                 reason=f"avance {reference} reçue le {received_on:%d/%m/%Y}", at=at)
     return advance
 
 

@@ -293,7 +293,7 @@ def funds_section(session: Session, mandate: Mandate, programmes: list[Programme
     for entry in session.execute(
             sa.select(LedgerEntry).where(*where, LedgerEntry.created_at >= low,
                                          LedgerEntry.created_at < high)
-            .order_by(LedgerEntry.created_at, LedgerEntry.seq)).scalars():
+            .order_by(LedgerEntry.created_at, LedgerEntry.id)).scalars():
         if entry.nature is Nature.AVANCE:
             section.advances_cents += entry.amount_cents
         elif entry.nature is Nature.VIREMENT:
@@ -304,7 +304,7 @@ def funds_section(session: Session, mandate: Mandate, programmes: list[Programme
             "date": entry.created_at.astimezone(PARIS).strftime("%d/%m/%Y"),
             "nature": NATURE_LABELS[entry.nature], "montant_centimes": entry.amount_cents,
             "tiers": names.get(entry.to_holder_id, ""), "piece": f"{entry.ref_type} {entry.ref_id}",
-            "libelle": entry.reason, "ecriture": entry.seq})
+            "libelle": entry.reason, "ecriture": entry.id})
     return section
 
 

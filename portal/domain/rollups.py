@@ -109,6 +109,8 @@ def add_entries(session: Session, programme_id: int, entries) -> None:
     flows: dict = defaultdict(lambda: [0, 0, 0])
     for e in entries:
         nature = Nature(e.nature)
+        if nature in FUND_NATURES:
+            continue    # money, not pass (issue 17): as in ``recount_flows``
         commune = e.commune_id
         if e.from_state is not None:
             from_commune = None if nature is Nature.LIVRAISON else commune

@@ -205,7 +205,7 @@ def export_run(session: Session, mandate: Mandate, run: PaymentRun, *, actor: Ac
         raise Conflict("Cette campagne relève d'un autre mandat.")
     if run.status is RunStatus.EXPORTEE:
         return run.file_xml.encode()
-    head = funds.lock(session, mandate)
+    funds.lock(session, mandate)
     for line in run.lines:
         if line.statement.status is not StatementStatus.VALIDE:
             raise Conflict(f"Le relevé {statement_reference(line.statement)} n'est plus à payer "
@@ -223,7 +223,7 @@ def export_run(session: Session, mandate: Mandate, run: PaymentRun, *, actor: Ac
                            amount_cents=line.amount_cents, actor=actor,
                            ref_type="ligne_virement", ref_id=line.id,
                            to_holder_id=line.structure_id,
-                           reason=f"{line.end_to_end_id} {line.remittance}", at=now, head=head)
+                           reason=f"{line.end_to_end_id} {line.remittance}", at=now)
     return data
 
 
