@@ -8,6 +8,7 @@ The only pretence is the date of the month's closing (a clock, not data)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from html.parser import HTMLParser
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 
 from conftest import Browser
 from portal.extensions import db
+from sepa_helpers import MANDATE_IBAN, camt_from_pain
 from portal.models import (Carnet, Distribution, Habilitation, Mandate, Pass, PassState,
                            Statement)
 # production_app: the empty production-mode database of the first half.
@@ -78,7 +80,8 @@ def _form(page: str, action: str, choose=None) -> dict:
     return found[0]
 
 
-def _submit(person, url: str, action: str, expect: int = 303, choose=None, **changes):
+def _submit(person, url: str, action: str, expect: int = 303, choose=None, stale=False,
+            **changes):
     """GET ``url``, fill the form whose action matches ``action`` as shown,
     change what the person types, POST it (the page's own CSRF token), and
     follow the redirect like the browser."""
@@ -87,7 +90,8 @@ def _submit(person, url: str, action: str, expect: int = 303, choose=None, **cha
     form = _form(page.text, action, choose)
     data = {**form["fields"], **changes}
     response = person.client.post(form["action"], data=data)
-    if response.status_code == 303 and "/confirmer-mot-de-passe" in response.location:
+    if stale:                  # a sensitive action after the confirmation went stale
+        assert response.status_code == 303 and "/confirmer-mot-de-passe" in response.location
         return response
     assert response.status_code == expect, (form["action"], response.status_code,
                                             _alert(response.text))
@@ -216,7 +220,7 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
     end = (dt.date.today() + dt.timedelta(days=365)).isoformat()
     _submit(aptic, mandates, "/mandats", reference="MGP-APTIC-2026-01",
             accord_cadre_reference="AC-2026-PN", accord_cadre_ends_on=end, starts_on=today,
-            ends_on=end)
+            ends_on=end, advance_ceiling="5000")
     mandate_url = _link(aptic.get(mandates).text, r"/mandataire/aptic/mandats/\d+")
     _submit(aptic, mandate_url, r"/signer", signed_on=today)
 
@@ -226,8 +230,7 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
             ends_on=end)
     app.config["REAUTH_MINUTES"] = 0
     response = _submit(aptic, "/mandataire/aptic/habilitations/demandes",
-                       r"/habilitations/demandes/\d+", decision="accorder")
-    assert "/confirmer-mot-de-passe" in response.location
+                       r"/habilitations/demandes/\d+", decision="accorder", stale=True)
     app.config["REAUTH_MINUTES"] = 10
     _confirm_password(aptic, response.location)
     _submit(aptic, "/mandataire/aptic/habilitations/demandes", r"/habilitations/demandes/\d+",
@@ -284,13 +287,15 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
     with app.app_context():
         assert db.session.get(Pass, handed[0].id).state is PassState.SCANNE
 
-    # -- Next month (a pretended date): #APTIC closes the month, validates and pays.
+    # -- Next month (a pretended date): #APTIC closes the month and validates the statement.
     import portal.domain.settlement as settlement_rules
+    import portal.tenants.mandataire.funds as funds_views
     import portal.tenants.mandataire.operateurs as statement_views
     month_after = dt.datetime.now(dt.timezone.utc).replace(day=1) + dt.timedelta(days=32)
-    month_after = month_after.replace(day=2)
+    month_after = month_after.replace(day=2, hour=9)
     monkeypatch.setattr(settlement_rules, "utcnow", lambda: month_after)
-    monkeypatch.setattr(statement_views, "today", lambda: month_after.date())
+    for views in (statement_views, funds_views):
+        monkeypatch.setattr(views, "today", lambda: month_after.date())
     this_month = dt.date.today().strftime("%Y-%m")
     form = _form(aptic.get("/mandataire/aptic/contre-paiement").text, "/contre-paiement/cloture")
     assert form["fields"]["period"] == this_month
@@ -298,18 +303,37 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
     assert f"Mois {this_month} clôturé : 1 relevé(s)" in page.text
     statement_url = _link(page.text, r"/mandataire/aptic/contre-paiement/\d+")
     app.config["REAUTH_MINUTES"] = 0                  # the last confirmation is now too old
-    response = _submit(aptic, statement_url, "/valider")
-    assert "/confirmer-mot-de-passe" in response.location
+    response = _submit(aptic, statement_url, "/valider", stale=True)
     app.config["REAUTH_MINUTES"] = 10
     _confirm_password(aptic, response.location)
-    _submit(aptic, statement_url, "/valider")
-    page = _submit(aptic, statement_url, "/paiement", bank_reference="VIR-2026-0001",
-                   paid_on=month_after.date().isoformat())
-    assert "Paiement enregistré" in page.text
+    page = _submit(aptic, statement_url, "/valider")
+    assert "10,00" in page.text
+
+    # -- #APTIC pays it by SEPA transfer from the mandate's account (issue 17): the account,
+    #    the Métropole's advance, the run, the pain.001 file; the bank's camt.053 marks it paid.
+    funds_url = _link(aptic.get(mandate_url).text, rf"{mandate_url}/fonds")
+    _submit(aptic, funds_url, "/fonds/compte", account_holder="#APTIC — mandat MGP",
+            account_iban=MANDATE_IBAN, account_bic="BDFEFRPPCCT")
+    _submit(aptic, funds_url, "/fonds/avances", reference="AV-MGP-2026-1", amount="1 000,00")
+    page = _submit(aptic, funds_url, "/virements")
+    assert "Campagne préparée : 1 virement(s)" in page.text
+    form = _form(page.text, r"/virements/\d+/export")
+    pain = aptic.client.post(form["action"], data=form["fields"])
+    assert pain.status_code == 200 and pain.mimetype == "application/xml", pain.text[:300]
+    assert b"<CtrlSum>10.00</CtrlSum>" in pain.data
+    bank_file = camt_from_pain(pain.data, booked=month_after.date(), prefix="BQJ")
+    form = _form(aptic.get(funds_url).text, "/releves-bancaires")
+    response = aptic.client.post(form["action"], data={
+        **form["fields"], "fichier": (io.BytesIO(bank_file), "releve-camt053.xml")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303, _alert(response.text)
+    page = aptic.get(response.location).text
+    assert "Relevé importé : 1 relevé(s) payé(s), 0 virement(s) retourné(s)" in page
 
     with app.app_context():
         statement = db.session.execute(sa.select(Statement)).scalar_one()
         assert statement.status.value == "paye" and statement.total_cents == 1000
+        assert statement.paid_on == month_after.date()
         assert db.session.get(Pass, handed[0].id).state is PassState.PAYE
         assert {p.state for p in handed[1:]} == {PassState.DISTRIBUE}
     assert "10,00" in aptic.get(statement_url).text
