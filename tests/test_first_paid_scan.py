@@ -145,8 +145,6 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
              f"/structure/{place.slug}/operateur")
 
     # -- #APTIC registers the Hub and invites its agent (gap built: /mandataire/<>/hubs).
-    page = aptic.get("/mandataire/aptic/")
-    assert "/mandataire/aptic/hubs" in page.text                        # in the menu
     _submit(aptic, "/mandataire/aptic/hubs", "/hubs", name="Hub Francil'IN",
             address_line="5 rue Pleyel", postal_code="93200", city="Saint-Denis",
             agent_email="agent@francilin.example")
@@ -175,6 +173,10 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
     _submit(referent, commune_convention, "/referent", referent_name="Rémi Référent",
             referent_email="referent@montreuil.example", referent_phone="01 48 70 60 00")
 
+    # Signed, référent known: the amorçage is not offered yet (the Hub's opinions are missing).
+    page = referent.get(commune_convention).text
+    assert "Demander l'amorçage" not in page and f"{commune_convention}/amorcage" not in page
+
     # -- The Hub gives its two favourable opinions (art. 4, 3rd and 4th conditions).
     for kind in ("reseau", "capacite"):
         page = hub_agent.get(f"{hub_base}/avis").text
@@ -196,7 +198,7 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
 
     # -- The commune requests the amorçage; the Métropole confirms it.
     page = referent.get(commune_convention).text
-    assert "amorcage" in page
+    assert "Demander l'amorçage (20 pass)" in page
     _submit(referent, commune_convention, "/amorcage")
     page = _submit(mgp_admin, allocation_url, r"/tranches/\d+/confirmer")
     assert "Amorçage confirmé pour Montreuil" in page.text
