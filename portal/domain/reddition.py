@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import ledger
+from portal.domain import ledger, spreadsheet
 from portal.domain.errors import InvalidInput
 from portal.domain.ledger import Actor
+from portal.domain.settlement import CORRECTION_REF, STATEMENT_REF
 from portal.formatting import PARIS, format_eur
 from portal.models import (Distribution, FlowCount, LedgerEntry, LedgerHead, Mandate, Pass, Programme,
-                           RedditionClosure, Tenant)
+                           RedditionClosure, StatementLine, Tenant)
 from portal.models.issuance import PassState as S
 from portal.models.ledger import NATURE_LABELS, Nature
 
@@ -176,7 +177,8 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
                           LedgerEntry.amount_cents)
                 .where(LedgerEntry.programme_id == programme.id, LedgerEntry.created_at >= low,
                        LedgerEntry.created_at < high,
-                       LedgerEntry.amount_cents != LedgerEntry.count * face_value)
+                       LedgerEntry.amount_cents != LedgerEntry.count * face_value,
+                       LedgerEntry.ref_type != CORRECTION_REF)
                 .order_by(LedgerEntry.seq)):
             mismatches.append(
                 f"{programme.prefix}, écriture n° {seq} ({NATURE_LABELS[nature]}) : "
@@ -206,6 +208,7 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
         if (mine.count, mine.cents) != (theirs.count, theirs.cents):
             mismatches.append(f"{NATURE_LABELS[nature]} : l'état indique {mine.count} pass, le "
                               f"journal {theirs.count} pass.")
+    mismatches += _statement_mismatches(session, low, high)
     if end >= today:
         actual = dict(session.execute(
             sa.select(Pass.commune_id, sa.func.count()).where(
@@ -236,6 +239,36 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
                      _payments(session, programmes, low, high, names), ledger_ok, ledger_scope)
 
 
+def _statement_mismatches(session: Session, low: dt.datetime, high: dt.datetime) -> list[str]:
+    """Check 4: every opérateur statement with a contre-paiement or payment
+    entry in the period has, per nature, ledger entries (its pass and its
+    corrections, all programmes) summing to its total, to the cent."""
+    refs = (STATEMENT_REF, CORRECTION_REF)
+    touched = sa.select(LedgerEntry.ref_id).where(
+        LedgerEntry.ref_type.in_(refs), LedgerEntry.created_at >= low,
+        LedgerEntry.created_at < high,
+        LedgerEntry.nature.in_((Nature.CONTRE_PAIEMENT, Nature.PAIEMENT))).distinct()
+    booked: dict[tuple[int, Nature], int] = defaultdict(int)
+    for ref_id, nature, cents in session.execute(
+            sa.select(LedgerEntry.ref_id, LedgerEntry.nature, sa.func.sum(LedgerEntry.amount_cents))
+            .where(LedgerEntry.ref_type.in_(refs), LedgerEntry.ref_id.in_(touched),
+                   LedgerEntry.nature.in_((Nature.CONTRE_PAIEMENT, Nature.PAIEMENT)))
+            .group_by(LedgerEntry.ref_id, LedgerEntry.nature)):
+        booked[(ref_id, Nature(nature))] += int(cents or 0)
+    totals = dict(session.execute(
+        sa.select(StatementLine.statement_id, sa.func.sum(StatementLine.amount_cents))
+        .where(StatementLine.statement_id.in_(touched))
+        .group_by(StatementLine.statement_id)).all())
+    mismatches = []
+    for (statement_id, nature), cents in sorted(booked.items()):
+        expected = int(totals.get(statement_id) or 0)
+        if cents != expected:
+            mismatches.append(f"Relevé n° {statement_id} ({NATURE_LABELS[nature]}) : total du "
+                              f"relevé {format_eur(expected)}, écritures du journal "
+                              f"{format_eur(cents)}.")
+    return mismatches
+
+
 def _distributions(session, mandate, low, high, names) -> list[dict]:
     rows = session.execute(
         sa.select(Distribution).where(Distribution.mandate_id == mandate.id,
@@ -263,7 +296,8 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
     return [{"date": e.created_at.astimezone(PARIS).strftime("%d/%m/%Y"),
              "nature": NATURE_LABELS[e.nature], "operateur": names.get(e.to_holder_id, ""),
              "pass": e.count, "montant_centimes": e.amount_cents,
-             "reference": f"{e.ref_type} {e.ref_id}" if e.ref_type else "",
+             "reference": (f"relevé n° {e.ref_id}" if e.ref_type in (STATEMENT_REF, CORRECTION_REF)
+                           else f"{e.ref_type} {e.ref_id}" if e.ref_type else ""),
              "motif": e.reason} for e in rows]
 
 
@@ -294,7 +328,7 @@ def to_csv(statement: Statement) -> str:
     """``;`` separator and UTF-8 BOM for French Excel; amounts in euros with a comma."""
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)
     writer.writerow([f"Reddition des comptes — mandat {statement.mandate_reference}",
                      f"du {statement.start:%d/%m/%Y} au {statement.end:%d/%m/%Y}"])
     writer.writerow(_header())
@@ -321,9 +355,8 @@ def to_csv(statement: Statement) -> str:
 
 
 def to_xlsx(statement: Statement) -> bytes:
-    from openpyxl import Workbook
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Reddition")
+    workbook = spreadsheet.XlsxBook()
+    sheet = workbook.sheet("Reddition")
     sheet.append([f"Reddition des comptes — mandat {statement.mandate_reference}",
                   f"du {statement.start:%d/%m/%Y} au {statement.end:%d/%m/%Y}"])
     sheet.append(_header())
@@ -331,20 +364,18 @@ def to_xlsx(statement: Statement) -> bytes:
         sheet.append(_cells(row, lambda cents: cents / 100))
     sheet.append([])
     sheet.append(["Écarts"] + (statement.mismatches or ["aucun"]))
-    distributions = workbook.create_sheet("Distributions")
+    distributions = workbook.sheet("Distributions")
     distributions.append(["Date", "Structure", "Prescripteur", "Habilitation",
                           "Période d'habilitation", "Mandat", "Pass", "Bénéficiaire (code)"])
     for d in statement.distributions:
         distributions.append([d["date"], d["structure"], d["prescripteur"], d["habilitation"],
                               d["habilitation_periode"], d["mandat"], d["pass"], d["beneficiaire"]])
-    payments = workbook.create_sheet("Contre-paiements")
+    payments = workbook.sheet("Contre-paiements")
     payments.append(["Date", "Nature", "Opérateur", "Pass", "Montant (€)", "Référence", "Motif"])
     for p in statement.payments:
         payments.append([p["date"], p["nature"], p["operateur"], p["pass"],
                          p["montant_centimes"] / 100, p["reference"], p["motif"]])
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
+    return workbook.to_bytes()
 
 
 def to_pdf(statement: Statement) -> bytes:

@@ -17,7 +17,6 @@ line and the total only.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -28,6 +27,7 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal.domain import spreadsheet
 from portal.domain.errors import InvalidInput
 from portal.domain.ledger import Actor
 from portal.models import Convention, FlowCount, MonthlyReport, Programme, Tenant, utcnow
@@ -139,7 +139,7 @@ def _cells(name: str, line: dict) -> list:
 def to_csv(report: MonthlyReport, commune_id: int | None = None) -> str:
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)
     c = report.content
     writer.writerow([f"Rapport mensuel — {c['programme']}", c["month"], f"version {report.version}"])
     writer.writerow(_header())

@@ -7,12 +7,12 @@ from it, so an export always says what the screen says.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from portal.domain import spreadsheet
 from portal.formatting import format_count, format_eur
 
 
@@ -74,7 +74,7 @@ class Table:
 def iter_csv(table: Table) -> Iterator[str]:
     """CSV lines (first one starts with the BOM); rows are consumed lazily."""
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)
 
     def flush() -> str:
         text = out.getvalue()
@@ -96,15 +96,12 @@ def to_csv(table: Table) -> str:
 
 
 def to_xlsx(table: Table) -> bytes:
-    from openpyxl import Workbook
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(table.title[:31] or "Tableau")
+    workbook = spreadsheet.XlsxBook()
+    sheet = workbook.sheet(table.title[:31] or "Tableau")
     sheet.append([c.label for c in table.columns])
     for row in table.all_rows():
         sheet.append([_xlsx_value(c, row.get(c.key)) for c in table.columns])
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
+    return workbook.to_bytes()
 
 
 def _xlsx_value(column: Column, value):
