@@ -80,6 +80,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": https,
         "PASSWORD_RESET_MAX_AGE": 30 * 60,
+        # Largest request body (a scan photo is the largest upload): beyond
+        # it Werkzeug answers 413, rendered in French by portal/web/errors.py.
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(10 * 1024 * 1024))
+                                  or 10 * 1024 * 1024),
+        # Form fields (not files) kept in memory: Werkzeug's default is 500 KB.
+        "MAX_FORM_MEMORY_SIZE": 500 * 1024,
         # (failures allowed, window in seconds) per throttle key. Policy
         # (docs/SECURITY.md): strict per account+IP, loose and short per
         # account, so that a third party cannot lock a user out for long.
@@ -94,7 +100,15 @@ def load_config(overrides: dict | None = None) -> dict:
         "MAIL_SENDER": env.get("MAIL_SENDER", "ne-pas-repondre@pass-numerique.example"),
         "TESTING": portal_env == "testing",
     }
+    # Throttling counters must be shared by every worker (docs/SECURITY.md):
+    # per-worker memory would multiply each limit by the number of workers.
+    config["PORTAL_SINGLE_WORKER"] = env.get("PORTAL_SINGLE_WORKER", "0") == "1"
     config.update(overrides)
+    if not relaxed and not config.get("REDIS_URL") and not config["PORTAL_SINGLE_WORKER"]:
+        raise ConfigError(
+            "REDIS_URL is required in production: login and scan throttling counters must be "
+            "shared by every worker. Set REDIS_URL, or PORTAL_SINGLE_WORKER=1 if the server "
+            "really runs one worker process.")
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         config["SQLALCHEMY_DATABASE_URI"])
     return config

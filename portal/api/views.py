@@ -83,12 +83,7 @@ def _throttled(action):
     """Count unknown/unreadable/forged codes per token; 429 beyond the limit."""
     throttle = current_app.extensions["scan_throttle"]
     key = f"api:{g.api_token.id}"
-    throttle.check(scan_failures=key)
-    try:
-        return action()
-    except (NotFound, InvalidInput):
-        throttle.failure(scan_failures=key)
-        raise
+    return throttle.guard(action, (NotFound, InvalidInput), scan_failures=key)
 
 
 @bp.route("/openapi.json", permission=None)

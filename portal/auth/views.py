@@ -74,6 +74,7 @@ def login():
                       next=_safe_next(request.form.get("next")),
                       error="Adresse électronique ou mot de passe incorrect.")
     throttle.reset(per_account_ip=f"{email}|{ip}")
+    throttle.succeeded(per_ip=ip, per_account=email)   # only failures count
     if twofactor.required(db.session, user):
         return second_factor.begin(user, _safe_next(request.form.get("next")))
     auth = accounts.open_session(db.session, user, request.user_agent.string)
