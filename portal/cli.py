@@ -100,11 +100,11 @@ def ledger_anchor_command(period):
     entries after the last anchor). A broken chain is not anchored: exit 1."""
     import datetime as dt
     from portal.domain import ledger
-    from portal.formatting import PARIS
+    from portal.web import clock  # the one clock, PORTAL_TODAY applied
     from portal.extensions import db
     from portal.models import Programme
     if period is None:
-        first = dt.datetime.now(PARIS).date().replace(day=1)
+        first = clock.today().replace(day=1)
         period = (first - dt.timedelta(days=1)).strftime("%Y-%m")
     broken = False
     for programme in db.session.execute(sa.select(Programme)).scalars():

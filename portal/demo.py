@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from portal import demo_operateurs
-from portal.domain import accounts, allocation, distribution, issuance, mandate
+from portal.domain import accounts, allocation, clock, distribution, issuance, mandate
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
 from portal.models import OpinionKind, ProgrammePerimeter, Tenant
@@ -68,7 +68,7 @@ def _programmes(session: Session, mgp: Tenant, aptic: Tenant) -> None:
     ami1 = issuance.create_programme(
         session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 1",
         prefix="MGP1", target_publics=publics)
-    year = dt.date.today().year
+    year = clock.today().year
     ami2 = issuance.create_programme(
         session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 2",
         prefix="MGP2", total_stock=230_000, target_publics=publics + ["jeunes"],
@@ -90,7 +90,7 @@ def _programmes(session: Session, mgp: Tenant, aptic: Tenant) -> None:
 
 def _allocation(session: Session, programme, hub: Tenant) -> None:
     """AMI 2 conventions at different stages of convention art. 4–7."""
-    today = dt.date.today()
+    today = clock.today()
     start = programme.request_window_start
     mgp_actor, hub_actor = Actor(None, programme.commanditaire_id), Actor(None, hub.id)
     communes = session.execute(sa.select(Tenant).where(

@@ -55,7 +55,7 @@ def schema_and_validation_agree(ctx, response, case):
 
 
 @contract.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=10, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_every_answer_matches_the_published_document(app, case, token):
     """Bounded examples per operation (the suite stays short on 2 cores)."""
@@ -90,15 +90,17 @@ def _get(app, token, query):
                                  headers={"Authorization": f"Bearer {token}"})
 
 
-@pytest.mark.parametrize("query", ["avant=9223372036854775808", "avant=-99999999999999999999999",
-                                   "avant=0", "avant=abc", "limite=0", "limite=201",
-                                   "limite=9999999999999999999999", "limite=", "avant=1.5",
-                                   "limite=50&limite=60", "inconnu=1", "avant=%C2%B2"])
-def test_invalid_query_parameters_are_refused_with_422(app, token, query):
-    response = _get(app, token, query)
-    assert response.status_code == 422, response.text
-    assert response.is_json and "invalide" in response.json["message"].lower() or \
-        "inconnu" in response.json["message"].lower()
+INVALID_QUERIES = ["avant=9223372036854775808", "avant=-99999999999999999999999", "avant=0",
+                   "avant=abc", "limite=0", "limite=201", "limite=9999999999999999999999",
+                   "limite=", "avant=1.5", "limite=50&limite=60", "inconnu=1", "avant=%C2%B2"]
+
+
+def test_invalid_query_parameters_are_refused_with_422(app, token):
+    for query in INVALID_QUERIES:
+        response = _get(app, token, query)
+        assert response.status_code == 422, (query, response.text)
+        message = response.json["message"]
+        assert "invalide" in message or "inconnu" in message, (query, message)
 
 
 def test_valid_query_parameters_are_honoured(app, token):

@@ -142,7 +142,8 @@ def test_api_expired_forbidden_and_throttled(app, api):
 
 def test_validity_tolerance_boundaries(app, api):
     client, headers, service_id, ids = api
-    today = dt.date.today()
+    from portal.domain import clock
+    today = clock.today()          # Paris: between 23:00 and 24:00 UTC it is already tomorrow
     with app.app_context():
         programme = programme_of(db.session)
         programme.valid_until = today - dt.timedelta(days=5)

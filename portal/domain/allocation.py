@@ -393,8 +393,10 @@ def abondement_candidates(session: Session, programme: Programme, today: dt.date
         elif convention.id in pending:
             reason = "Une tranche est déjà en cours pour cette commune."
         elif not c.reaches(programme.abondement_threshold_pct):
-            reason = (f"{format_count(c.to_threshold(programme.abondement_threshold_pct))} pass consommés "
-                      f"manquent pour atteindre {programme.abondement_threshold_pct} %.")
+            missing = c.to_threshold(programme.abondement_threshold_pct)
+            reason = (f"{format_count(missing)} "
+                      f"{'pass consommé manque' if missing <= 1 else 'pass consommés manquent'} "
+                      f"pour atteindre {programme.abondement_threshold_pct} %.")
         elif quantity == 0:
             reason = note
         result.append(Candidate(convention, c, eligible=not reason, reason=reason or note,

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from portal.domain import spreadsheet
 from portal.domain.errors import InvalidInput
 from portal.domain.ledger import Actor
+from portal.formatting import pct_text
 from portal.models import Convention, FlowCount, MonthlyReport, Programme, Tenant, utcnow
 from portal.models.ledger import Nature
 
@@ -133,7 +134,7 @@ def _header() -> list[str]:
 def _cells(name: str, line: dict) -> list:
     return ([name] + [line["mois"][k] for k, _ in FIGURES if k != "held"]
             + [line["cumul"][k] for k, _ in FIGURES]
-            + [f"{ratio(line['cumul']):.1f}".replace(".", ",")])
+            + [pct_text(ratio(line['cumul']))])
 
 
 def to_csv(report: MonthlyReport, commune_id: int | None = None) -> str:

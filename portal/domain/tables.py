@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from portal.domain import spreadsheet
-from portal.formatting import format_count, format_eur
+from portal.formatting import format_count, format_eur, pct_text
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Column:
         if self.kind == "int":
             return format_count(value)
         if self.kind == "pct":
-            return f"{value:.1f}".replace(".", ",") + "\u00a0%"
+            return pct_text(value) + "\u00a0%"
         if self.kind == "eur":
             return format_eur(value)
         if self.kind == "date":
@@ -39,7 +39,7 @@ class Column:
         if value is None:
             return ""
         if self.kind == "pct":
-            return f"{value:.1f}".replace(".", ",")
+            return pct_text(value)
         if self.kind == "eur":                 # euros with a decimal comma, for French Excel
             sign = "-" if value < 0 else ""
             return f"{sign}{abs(int(value)) // 100},{abs(int(value)) % 100:02d}"
