@@ -17,6 +17,7 @@ from portal.domain.ledger import Actor
 from portal.domain.accounts import find_user
 from portal.models import Base, Distribution, LedgerEntry, Mandate, Pass
 from portal.models.issuance import PassState as S
+from portal.formatting import PARIS
 from portal.models.ledger import Nature
 
 D = dt.date
@@ -106,7 +107,8 @@ def test_no_distribution_without_a_valid_habilitation(db_session):
     ).scalars().one()
     assert entry.actor_user_id == user.id and entry.ref_id == done.id and entry.count == 10
     # Revoked.
-    mandates.revoke_habilitation(db_session, h, on=D(2022, 7, 1), reason="Départ", actor=SYS)
+    mandates.revoke_habilitation(db_session, h, on=D(2022, 7, 1), reason="Départ", actor=SYS,
+                                 now=dt.datetime(2022, 6, 20, 10, tzinfo=PARIS))
     _hand_out(db_session, prog, user, ccas, carnet=2, day=D(2022, 6, 30))
     with pytest.raises(NotAllowed, match="révoquée"):
         _hand_out(db_session, prog, user, ccas, carnet=3, day=D(2022, 7, 1))
