@@ -9,15 +9,17 @@ def _error(description: str) -> dict:
 
 ERRORS = {
     "401": _error("Jeton absent, inconnu ou révoqué (les cookies ne sont pas acceptés)."),
-    "403": _error("Non autorisé : opérateur non qualifié ou non approuvé, ou même personne "
-                  "que le prescripteur (convention art. 8)."),
+    "403": _error("Non autorisé : opérateur non qualifié ou non approuvé, lieu hors du "
+                  "périmètre du programme (hors_perimetre), ou même personne que le "
+                  "prescripteur (convention art. 8)."),
     "404": _error("Pass inconnu."),
     "409": _error("Pass déjà utilisé (quand, où) ou pas encore remis."),
     "410": _error("Pass expiré ou bloqué (opposition)."),
     "413": _error("Corps de requête trop volumineux."),
     "414": _error("Adresse (chemin et paramètres) trop longue : 4 096 caractères au plus."),
-    "422": _error("Saisie illisible, pass falsifié, corps ou paramètre invalide, caractère "
-                  "interdit (NUL), clé d'idempotence réutilisée avec un autre corps."),
+    "422": _error("Saisie illisible, pass falsifié, numéro sans son code de vérification "
+                  "(code_requis), corps ou paramètre invalide, caractère interdit (NUL), clé "
+                  "d'idempotence réutilisée avec un autre corps."),
     "429": _error("Trop d'échecs (codes inconnus ou illisibles) : réessayez plus tard."),
     "503": _error("Service momentanément indisponible (base de données) : réessayez."),
 }
@@ -61,7 +63,9 @@ def document() -> dict:
                                                 "par une douchette."},
                         "serial": {"type": "string", "maxLength": 300,
                                    "pattern": NO_NUL,
-                                   "description": "Numéro saisi à la main."},
+                                   "description": "Numéro saisi à la main, avec "
+                                                  "« verification_code » : le numéro seul ne "
+                                                  "prouve rien (422 code_requis)."},
                         "verification_code": {"type": "string", "maxLength": 300,
                                               "pattern": NO_NUL,
                                               "description": "Code de vérification imprimé."},
