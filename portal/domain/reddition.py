@@ -39,7 +39,7 @@ from portal.domain.errors import InvalidInput
 from portal.domain.ledger import Actor
 from portal.domain.settlement import CORRECTION_REF, STATEMENT_REF
 from portal.formatting import PARIS, format_eur
-from portal.models import (Distribution, FlowCount, LedgerEntry, LedgerHead, Mandate, Pass, Programme,
+from portal.models import (Distribution, FlowCount, Habilitation, LedgerEntry, LedgerHead, Mandate, Pass, Programme,
                            RedditionClosure, StatementLine, Tenant)
 from portal.models.issuance import PassState as S
 from portal.models.ledger import NATURE_LABELS, Nature
@@ -85,6 +85,8 @@ class Statement:
     ledger_ok: bool
     # What the integrity check covered (not part of the statement's hash).
     ledger_scope: list[str] = field(default_factory=list)
+    # Habilitations of the mandate revoked during the period (supporting records).
+    revocations: list[dict] = field(default_factory=list)
 
     def to_json(self) -> str:
         def amount(a):
@@ -98,7 +100,9 @@ class Statement:
                            "mandataire": self.mandataire, "debut": self.start.isoformat(),
                            "fin": self.end.isoformat(), "lignes": [row(r) for r in self.rows],
                            "total": row(self.total), "ecarts": self.mismatches,
-                           "distributions": self.distributions, "paiements": self.payments},
+                           "distributions": self.distributions, "paiements": self.payments,
+                           # only when there are some: earlier closures keep their hash
+                           **({"revocations": self.revocations} if self.revocations else {})},
                           ensure_ascii=False, sort_keys=True)
 
     def sha256(self) -> str:
@@ -236,7 +240,8 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
     return Statement(mandate.reference, names.get(mandate.mandant_id, ""),
                      names.get(mandate.mandataire_id, ""), start, end, ordered, total, mismatches,
                      _distributions(session, mandate, low, high, names),
-                     _payments(session, programmes, low, high, names), ledger_ok, ledger_scope)
+                     _payments(session, programmes, low, high, names), ledger_ok, ledger_scope,
+                     _revocations(session, mandate, low, high, names))
 
 
 def _statement_mismatches(session: Session, low: dt.datetime, high: dt.datetime) -> list[str]:
@@ -284,6 +289,22 @@ def _distributions(session, mandate, low, high, names) -> list[dict]:
                                      f"{d.habilitation.ends_on:%d/%m/%Y}",
              "mandat": mandate.reference, "pass": d.pass_count,
              "beneficiaire": d.beneficiary.code} for d in rows]
+
+
+def _revocations(session, mandate, low, high, names) -> list[dict]:
+    """Revocations of the mandate's habilitations taking effect in the
+    period: who, for which structure, stated date, effective moment (Paris
+    time), reason (supporting records of the reddition)."""
+    rows = session.execute(
+        sa.select(Habilitation).where(Habilitation.mandate_id == mandate.id,
+                                      Habilitation.revoked_at >= low, Habilitation.revoked_at < high)
+        .options(sa.orm.joinedload(Habilitation.user)).order_by(Habilitation.revoked_at)).scalars()
+    return [{"habilitation": h.id, "prescripteur": h.user.full_name,
+             "structure": names.get(h.structure_id, ""),
+             "periode": f"{h.starts_on:%d/%m/%Y}–{h.ends_on:%d/%m/%Y}",
+             "date_indiquee": f"{h.revoked_on:%d/%m/%Y}" if h.revoked_on else "",
+             "effet": h.revoked_at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M"),
+             "motif": h.revocation_reason} for h in rows]
 
 
 def _payments(session, programmes, low, high, names) -> list[dict]:
@@ -346,6 +367,12 @@ def to_csv(statement: Statement) -> str:
         writer.writerow(["", d["date"], d["structure"], d["prescripteur"], d["habilitation"],
                          d["habilitation_periode"], d["mandat"], d["pass"], d["beneficiaire"]])
     writer.writerow([])
+    writer.writerow(["Révocations", "Effet", "Date indiquée", "Prescripteur", "Structure",
+                     "Habilitation", "Période d'habilitation", "Motif"])
+    for r in statement.revocations:
+        writer.writerow(["", r["effet"], r["date_indiquee"], r["prescripteur"], r["structure"],
+                         r["habilitation"], r["periode"], r["motif"]])
+    writer.writerow([])
     writer.writerow(["Contre-paiements", "Date", "Nature", "Opérateur", "Pass", "Montant (€)",
                      "Référence", "Motif"])
     for p in statement.payments:
@@ -370,6 +397,12 @@ def to_xlsx(statement: Statement) -> bytes:
     for d in statement.distributions:
         distributions.append([d["date"], d["structure"], d["prescripteur"], d["habilitation"],
                               d["habilitation_periode"], d["mandat"], d["pass"], d["beneficiaire"]])
+    revocations = workbook.sheet("Révocations")
+    revocations.append(["Effet", "Date indiquée", "Prescripteur", "Structure", "Habilitation",
+                        "Période d'habilitation", "Motif"])
+    for r in statement.revocations:
+        revocations.append([r["effet"], r["date_indiquee"], r["prescripteur"], r["structure"],
+                            r["habilitation"], r["periode"], r["motif"]])
     payments = workbook.sheet("Contre-paiements")
     payments.append(["Date", "Nature", "Opérateur", "Pass", "Montant (€)", "Référence", "Motif"])
     for p in statement.payments:
