@@ -128,3 +128,33 @@ def test_threshold_figures_never_round_up_to_the_threshold():
     assert column.html(50.0) == "50,0\u00a0%"
     assert format_pct(100 * 29 / 100) == "29,0\u202f%"      # float noise does not floor to 28,9
 
+
+
+# --- item 4: evidence dated in the future is refused ---------------------------------------
+
+def test_evidence_dated_after_today_is_refused(db_session):
+    from helpers import new_programme, tenant
+    from portal.domain import allocation
+    from portal.domain.errors import InvalidInput
+    from portal.domain.ledger import Actor
+    from portal.models import OpinionKind
+    sys_actor = Actor(None, None)
+    prog = new_programme(db_session)
+    convention = allocation.create_convention(db_session, prog, tenant(db_session, "bondy"),
+                                              reference="CONV-FUTUR")
+    tomorrow = clock.today() + dt.timedelta(days=1)
+    with pytest.raises(InvalidInput, match="futur") as refused:
+        allocation.record_signature(db_session, convention, "commune", tomorrow, "Le Maire",
+                                    actor=sys_actor)
+    assert refused.value.field == "signed_on" and convention.signed_by_commune_on is None
+    with pytest.raises(InvalidInput, match="futur"):
+        allocation.record_opinion(db_session, convention, hub=tenant(db_session, "francilin"),
+                                  kind=OpinionKind.RESEAU, favourable=True, given_on=tomorrow,
+                                  evidence="Courriel", actor=sys_actor)
+    with pytest.raises(InvalidInput, match="futur"):
+        allocation.record_avenant(db_session, convention, signed_on=tomorrow, summary="Prolonge",
+                                  new_end=None, actor=sys_actor)
+    # Today is fine.
+    allocation.record_signature(db_session, convention, "commune", clock.today(), "Le Maire",
+                                actor=sys_actor)
+    assert convention.signed_by_commune_on == clock.today()
