@@ -114,7 +114,12 @@ def test_amorcage_refused_from_the_first_of_october(db_session):
     convention = _ready_convention(db_session, prog)
     with pytest.raises(Conflict, match="à compter du 01/10/2021"):
         allocation.request_amorcage(db_session, convention, actor=MGP, today=D(2021, 10, 1))
-    allocation.request_amorcage(db_session, convention, actor=MGP, today=D(2021, 9, 30))
+    tranche = allocation.request_amorcage(db_session, convention, actor=MGP, today=D(2021, 9, 30))
+    # Issue 14, item 5: art. 4 bounds the request, not MGP's confirmation — a request made on
+    # 30/09 is confirmed on 01/10 (delivery 20 jours ouvrés later), never left « demandée ».
+    allocation.confirm_amorcage(db_session, tranche, actor=MGP, today=D(2021, 10, 1))
+    assert tranche.status is TrancheStatus.CONFIRMEE and tranche.confirmed_on == D(2021, 10, 1)
+    assert tranche.due_on == calendar.add_working_days(D(2021, 10, 1), 20)
 
 
 @pytest.mark.parametrize("missing", ["signature", "referent", "reseau", "capacite"])

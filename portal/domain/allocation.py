@@ -289,13 +289,20 @@ def _due_on(programme: Programme, confirmed_on: dt.date) -> dt.date:
 
 def confirm_amorcage(session: Session, tranche: Tranche, *, actor: Actor,
                      today: dt.date) -> Tranche:
-    """MGP confirms a requested amorçage; the delivery clock starts (art. 4)."""
+    """MGP confirms a requested amorçage; the delivery clock starts (art. 4).
+
+    Art. 4 bounds when the amorçage may be *requested* (« ne pourra plus être
+    demandé à compter du 01/10/2021 »), not when MGP confirms it: a request
+    made in time (30/09/2021) is confirmed even on 01/10/2021 or later, and
+    delivered within 20 jours ouvrés of that confirmation; it never stays
+    « demandée » because the window closed meanwhile. The shared stock
+    (art. 6) is still checked at confirmation."""
     programme = tranche.convention.programme
     ledger.lock_head(session, programme.id)   # one confirmation at a time per programme
     session.refresh(tranche)
     if tranche.status is not TrancheStatus.DEMANDEE:
         raise Conflict(f"Cette tranche est déjà {tranche.status.label}.")
-    _window_open(programme, today, "L'amorçage")
+    _window_open(programme, tranche.requested_on or today, "L'amorçage")
     if stock(session, programme).available < tranche.quantity:
         raise Conflict("Stock insuffisant : confirmer cette tranche dépasserait le stock de "
                        "la Métropole (convention, art. 6).")
