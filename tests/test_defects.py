@@ -202,3 +202,41 @@ def test_valid_iban_and_bic_are_kept_and_masked(db_session):
     from portal.models import BankDetails
     details = BankDetails(iban="FR7630006000011234567890189", bic="BNPAFRPPXXX")
     assert "0189" in details.masked_iban and "3456" not in details.masked_iban
+
+
+# --- item 16 (part): data shown to people; item 18 (part): print-carnets names the commune ---
+
+def test_demo_structures_can_be_saved_as_shipped_and_names_elide(db_session):
+    import sqlalchemy as sa
+    from portal.domain.permissions import TenantKind
+    from portal.models import Tenant
+    structures = db_session.execute(sa.select(Tenant).where(
+        Tenant.kind == TenantKind.STRUCTURE)).scalars().all()
+    assert structures and all(operateurs.normalise_siret(s.siret) == s.siret for s in structures
+                              if s.slug.split("-")[-1] in ("ccas", "mediatheque", "social"))
+    names = {t.name for t in db_session.execute(sa.select(Tenant)).scalars()}
+    assert "CCAS d'Ivry-sur-Seine" in names and "CCAS de Bondy" in names
+    assert not [n for n in names if re.search(r"\bde [AEIOUYÉ]", n)]
+    argenteuil = db_session.execute(sa.select(Tenant).where(Tenant.slug == "argenteuil")
+                                    ).scalar_one()
+    assert argenteuil.address_line.startswith("Mairie d'Argenteuil")
+
+
+def _pdf_text(path) -> str:
+    import shutil
+    import subprocess
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext absent (poppler-utils)")
+    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True,
+                         check=True).stdout.decode()
+    return re.sub(r"\s+", " ", out.replace("\u00a0", " "))
+
+
+def test_print_carnets_reads_carnet_once_and_names_the_commune(app, tmp_path):
+    output = tmp_path / "carnets.pdf"
+    result = app.test_cli_runner().invoke(args=[
+        "print-carnets", "MGP2", "1", "1", "--output", str(output), "--commune", "Bondy"])
+    assert result.exit_code == 0, result.output
+    text = _pdf_text(output)
+    assert "Carnet n° 0000001" in text and "Carnet Carnet" not in text
+    assert text.count("Commune : Bondy") == 10
