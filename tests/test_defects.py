@@ -240,3 +240,15 @@ def test_print_carnets_reads_carnet_once_and_names_the_commune(app, tmp_path):
     text = _pdf_text(output)
     assert "Carnet n° 0000001" in text and "Carnet Carnet" not in text
     assert text.count("Commune : Bondy") == 10
+
+
+def test_redirect_bodies_are_french(app):
+    client = app.test_client()
+    for response in (client.get("/mandataire/aptic/"),
+                     Browser(app).client.post("/connexion", data={})):
+        if response.status_code not in (301, 302, 303, 307, 308):
+            continue
+        assert 'lang="fr"' in response.text and "Redirection" in response.text
+        assert "Redirecting" not in response.text and "You should be redirected" not in response.text
+    login = client.get("/mandataire/aptic/")
+    assert login.status_code in (302, 303) and "Redirection" in login.text
