@@ -252,3 +252,29 @@ def test_redirect_bodies_are_french(app):
         assert "Redirecting" not in response.text and "You should be redirected" not in response.text
     login = client.get("/mandataire/aptic/")
     assert login.status_code in (302, 303) and "Redirection" in login.text
+
+
+def test_lieu_page_lists_live_tokens_and_only_the_latest_revoked(app):
+    from portal.domain import api_tokens
+    from portal.domain.ledger import Actor
+    from portal.extensions import db
+    from scan_helpers import structure
+    with app.app_context():
+        place = structure(db.session)
+        live, _ = api_tokens.create(db.session, place, "Tablette accueil", Actor(None, None))
+        for n in range(25):
+            row, _ = api_tokens.create(db.session, place, f"Ancien {n:02d}", Actor(None, None))
+            api_tokens.revoke(db.session, row)
+        db.session.commit()
+        listed = api_tokens.tokens_of(db.session, place.id)
+        live_count = sum(1 for t in listed if t.revoked_at is None)
+        assert listed[0].id == live.id and len(listed) == live_count + api_tokens.REVOKED_SHOWN
+        assert [t.name for t in listed[live_count:]] == [f"Ancien {n:02d}" for n in
+                                                          range(24, 14, -1)]
+        assert api_tokens.revoked_count(db.session, place.id) == 25
+        slug = place.slug
+    browser = Browser(app).login(f"admin.{slug}")
+    page = browser.get(f"/structure/{slug}/operateur")
+    assert page.status_code == 200, page.text[:300]
+    assert "Tablette accueil" in page.text and "Ancien 24" in page.text
+    assert "Ancien 00" not in page.text and "15 jetons révoqués plus anciens" in page.text
