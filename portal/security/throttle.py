@@ -87,6 +87,7 @@ class Throttle:
         try:
             result = action()
         except failures:
+            self.failure(**keys)
             raise
         except BaseException:
             self.succeeded(**keys)
