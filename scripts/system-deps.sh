@@ -14,7 +14,9 @@ done
 has_fr_locale() { locale -a 2>/dev/null | grep -qix 'fr_FR\.utf-\?8'; }
 need_locale=0
 has_fr_locale || need_locale=1
-command -v locale-gen >/dev/null 2>&1 || { [ $need_locale -eq 1 ] && missing+=(locales); }
+if [ $need_locale -eq 1 ] && ! command -v locale-gen >/dev/null 2>&1; then
+  missing+=(locales)
+fi
 if [ ${#missing[@]} -eq 0 ] && [ $need_locale -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "system-deps: missing ${missing[*]:-} $([ $need_locale -eq 1 ] && echo 'fr_FR.UTF-8 locale') and not root: install them with apt-get (tests needing them will fail or be skipped)." >&2
