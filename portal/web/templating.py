@@ -25,6 +25,11 @@ def init_app(app):
         return validity.alerts_for(db.session, tenant, today())
     app.jinja_env.globals["validity_alerts"] = validity_alerts
 
+    def programme_ended(programme) -> bool:
+        from portal.domain.commanditaires import is_ended
+        return is_ended(programme, today())
+    app.jinja_env.globals["programme_ended"] = programme_ended
+
     @app.context_processor
     def layout_context():
         memberships = []

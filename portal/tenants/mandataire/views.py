@@ -1,21 +1,21 @@
 """Views of the #APTIC tenant: issuance (orders, activation, printing) and the ledger."""
 from __future__ import annotations
 
-import threading
-
 import sqlalchemy as sa
 from flask import abort, current_app, flash, send_file, url_for
 
-from portal.domain import issuance, ledger
+from portal.domain import commanditaires, issuance, ledger
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.formatting import format_count
+from portal.jobs import enqueue
 from portal.models import LedgerEntry, PassOrder, PrintJob, PrintJobStatus, Programme
 from portal.printing import jobs
 from portal.tenants.common import todo_items
 from portal.tenants.mandataire import bp
 from portal.web import forms
 from portal.web.actor import current_actor
+from portal.web.clock import today
 from portal.web.downloads import programme_export
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
@@ -42,6 +42,7 @@ def issuance_page():
 def create_order():
     programme = get_or_404(Programme, forms.integer("programme_id", "Programme", minimum=1))
     count = forms.integer("carnet_count", "Nombre de carnets", minimum=1, maximum=100_000)
+    commanditaires.ensure_running(programme, today(), "nouvelle commande")
     order = issuance.order_carnets(db.session, programme, count, actor=current_actor())
     db.session.commit()
     flash(f"Commande n° {order.id} enregistrée : {format_count(count)} carnets émis "
@@ -70,30 +71,17 @@ def create_print_job():
                           user_id=current_actor().user_id,
                           commune_name=forms.text("commune_name", "Commune", required=False))
     db.session.commit()
-    start_print_job(job.id)
+    enqueue("print.carnets", job.id)
     return redirect_to(url_for(".print_job", job_id=job.id))
-
-
-def start_print_job(job_id: int) -> None:
-    app = current_app._get_current_object()
-    base_url, directory = app.config["PASS_BASE_URL"], app.config["PRINT_DIR"]
-
-    def work():
-        with app.app_context():
-            try:
-                jobs.run_print_job(db.session, job_id, base_url, directory)
-            finally:
-                db.session.remove()
-
-    if app.config.get("PRINT_JOBS_INLINE"):
-        work()
-    else:
-        threading.Thread(target=work, name=f"print-job-{job_id}", daemon=True).start()
 
 
 @bp.route("/impressions/<int:job_id>", permission=Permission.VIEW_TENANT)
 def print_job(job_id: int):
     job = get_or_404(PrintJob, job_id)
+    if job.status is PrintJobStatus.EN_COURS and jobs.reap_stale(
+            db.session, stale_seconds=current_app.config["JOB_STALE_SECONDS"], job_id=job.id,
+            requeue=lambda jid: enqueue("print.carnets", jid)):
+        db.session.refresh(job)     # its worker died: queued again, or failed (French message)
     return render("tenants/mandataire/print_job.html",
                   partial="tenants/mandataire/_print_progress.html", job=job,
                   finished=job.status in (PrintJobStatus.TERMINE, PrintJobStatus.ECHEC))
@@ -132,3 +120,11 @@ def ledger_verification(programme_id: int):
     report = ledger.verify(db.session, programme.id)
     return render("tenants/_ledger_report.html", partial="tenants/_ledger_report.html",
                   report=report, programme=programme)
+
+
+@bp.route("/taches-planifiees", permission=Permission.VIEW_TENANT)
+def schedules_page():
+    """The scheduled duties: last run, outcome, next run (issue 16)."""
+    from portal.jobs import duties
+    return render("tenants/mandataire/schedules.html", rows=duties.overview(db.session),
+                  status_labels=duties.STATUS_LABELS, show_messages=True)

@@ -64,7 +64,10 @@ def _settings_from_form() -> dict:
           permission=Permission.MANAGE_PROGRAMMES)
 def update_programme(programme_id: int):
     found = get_or_404(Programme, programme_id)
-    issuance.update_programme(db.session, found, **_settings_from_form())
+    from portal.domain import commanditaires
+    from portal.web.formpage import client_ip
+    commanditaires.update_programme(db.session, found, _settings_from_form(),
+                                    actor=current_actor(), ip=client_ip())
     db.session.commit()
     flash("Réglages du programme enregistrés.", "success")
     return redirect_to(url_for(".programme", programme_id=found.id))
@@ -87,3 +90,13 @@ def record_payment(order_id: int):
           permission=Permission.VIEW_TENANT)
 def programme_history(programme_id: int, fmt: str):
     return programme_export(get_or_404(Programme, programme_id), fmt)
+
+
+@bp.route("/taches-planifiees", permission=Permission.VIEW_TENANT)
+def schedules_page():
+    """The commanditaire's scheduled duties (monthly report, end-of-validity alerts): last run,
+    outcome, next run (issue 16)."""
+    from portal.jobs import duties
+    return render("tenants/mandataire/schedules.html",
+                  rows=duties.overview(db.session, names=duties.COMMANDITAIRE_DUTIES),
+                  status_labels=duties.STATUS_LABELS, show_messages=False)
