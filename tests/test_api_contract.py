@@ -13,9 +13,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from portal.api.openapi import document
-from portal.domain import operateurs
 from portal.extensions import db
-from scan_helpers import hand_out, new_token, structure
+from scan_helpers import hand_out, new_token
 
 
 @pytest.fixture

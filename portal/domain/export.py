@@ -8,7 +8,6 @@ a set of "open" entries whose run still covers the current pass.
 """
 from __future__ import annotations
 
-import csv
 import heapq
 import io
 import json

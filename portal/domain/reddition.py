@@ -23,7 +23,6 @@ verify``.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io

@@ -10,7 +10,6 @@ netting: corrections are new lines, validated lines are never edited).
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections import defaultdict

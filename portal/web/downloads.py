@@ -13,6 +13,9 @@ from urllib.parse import quote
 
 from flask import Response, stream_with_context
 
+from portal.domain import export
+from portal.extensions import db
+
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PDF = "application/pdf"
@@ -32,9 +35,6 @@ def attachment(body: Any, filename: str, mimetype: str) -> Response:
                  "filename*": "UTF-8''" + quote(filename, safe="!#$&+-.^_`|~")}
     response.headers.set("Content-Disposition", "attachment", **names)
     return response
-
-from portal.domain import export
-from portal.extensions import db
 
 
 def programme_export(programme, fmt: str) -> Response:
