@@ -5,7 +5,7 @@ stays as the date it states. Existing revocations take effect at 00:00,
 Paris time, on their date (what the date used to mean).
 
 Revision ID: 0009_revocation_moment
-Revises: 0008_autre_commune
+Revises: 0012
 """
 import datetime as dt
 from zoneinfo import ZoneInfo
@@ -16,7 +16,7 @@ import portal.models.base
 
 
 revision = '0009_revocation_moment'
-down_revision = '0008_autre_commune'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
