@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import calendar, custody, ledger
+from portal.domain import calendar, clock, custody, ledger
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.permissions import TenantKind
@@ -70,6 +70,14 @@ def create_convention(session: Session, programme: Programme, commune: Tenant, *
     return convention
 
 
+def _not_after_today(day: dt.date, field: str, what: str) -> None:
+    """Evidence records something that happened: a date after today (Paris,
+    the portal's one clock) cannot count toward the conditions of art. 4."""
+    if day is not None and day > clock.today():
+        raise InvalidInput(f"{what} ne peut pas être dans le futur (après le "
+                           f"{_fr(clock.today())}).", field=field)
+
+
 def _event(session: Session, convention: Convention, kind: str, summary: str,
            actor: Actor, effective_on: dt.date | None) -> ConventionEvent:
     event = ConventionEvent(convention_id=convention.id, kind=kind, summary=summary[:1000],
@@ -85,6 +93,7 @@ def record_signature(session: Session, convention: Convention, party: str, on: d
     signatory = (signatory or "").strip()
     if not signatory:
         raise InvalidInput("Indiquez le nom du signataire.", field="signatory")
+    _not_after_today(on, "signed_on", "La date de signature")
     if party == "commune":
         convention.signed_by_commune_on, convention.signed_by_commune_name = on, signatory[:200]
     elif party == "metropole":
@@ -107,6 +116,7 @@ def set_referent(session: Session, convention: Convention, *, name: str, email: 
     if len([c for c in phone if c.isdigit()]) < 10 or len(phone) > 30:
         raise InvalidInput("Téléphone du référent invalide (10 chiffres au moins).",
                            field="referent_phone")
+    _not_after_today(on, "designated_on", "La date de désignation")
     previous = convention.referent_name
     convention.referent_name, convention.referent_email = name[:200], email
     convention.referent_phone, convention.referent_designated_on = phone, on
@@ -121,6 +131,7 @@ def record_avenant(session: Session, convention: Convention, *, signed_on: dt.da
     summary = (summary or "").strip()
     if not summary:
         raise InvalidInput("Décrivez ce que l'avenant modifie.", field="summary")
+    _not_after_today(signed_on, "signed_on", "La date de signature de l'avenant")
     if new_end is not None:
         if new_end <= convention.ends_on:
             raise InvalidInput("La nouvelle échéance doit suivre l'échéance actuelle "
@@ -141,6 +152,7 @@ def record_opinion(session: Session, convention: Convention, *, hub: Tenant, kin
     if not evidence:
         raise InvalidInput("Précisez le justificatif (courriel envoyé, formations suivies…).",
                            field="evidence")
+    _not_after_today(given_on, "given_on", "La date de l'avis")
     opinion = HubOpinion(convention_id=convention.id, hub_id=hub.id, kind=OpinionKind(kind),
                          favourable=favourable, given_on=given_on, evidence=evidence[:1000],
                          given_by_id=actor.user_id)
@@ -277,13 +289,20 @@ def _due_on(programme: Programme, confirmed_on: dt.date) -> dt.date:
 
 def confirm_amorcage(session: Session, tranche: Tranche, *, actor: Actor,
                      today: dt.date) -> Tranche:
-    """MGP confirms a requested amorçage; the delivery clock starts (art. 4)."""
+    """MGP confirms a requested amorçage; the delivery clock starts (art. 4).
+
+    Art. 4 bounds when the amorçage may be *requested* (« ne pourra plus être
+    demandé à compter du 01/10/2021 »), not when MGP confirms it: a request
+    made in time (30/09/2021) is confirmed even on 01/10/2021 or later, and
+    delivered within 20 jours ouvrés of that confirmation; it never stays
+    « demandée » because the window closed meanwhile. The shared stock
+    (art. 6) is still checked at confirmation."""
     programme = tranche.convention.programme
     ledger.lock_head(session, programme.id)   # one confirmation at a time per programme
     session.refresh(tranche)
     if tranche.status is not TrancheStatus.DEMANDEE:
         raise Conflict(f"Cette tranche est déjà {tranche.status.label}.")
-    _window_open(programme, today, "L'amorçage")
+    _window_open(programme, tranche.requested_on or today, "L'amorçage")
     if stock(session, programme).available < tranche.quantity:
         raise Conflict("Stock insuffisant : confirmer cette tranche dépasserait le stock de "
                        "la Métropole (convention, art. 6).")
@@ -393,8 +412,10 @@ def abondement_candidates(session: Session, programme: Programme, today: dt.date
         elif convention.id in pending:
             reason = "Une tranche est déjà en cours pour cette commune."
         elif not c.reaches(programme.abondement_threshold_pct):
-            reason = (f"{format_count(c.to_threshold(programme.abondement_threshold_pct))} pass consommés "
-                      f"manquent pour atteindre {programme.abondement_threshold_pct} %.")
+            missing = c.to_threshold(programme.abondement_threshold_pct)
+            reason = (f"{format_count(missing)} "
+                      f"{'pass consommé manque' if missing <= 1 else 'pass consommés manquent'} "
+                      f"pour atteindre {programme.abondement_threshold_pct} %.")
         elif quantity == 0:
             reason = note
         result.append(Candidate(convention, c, eligible=not reason, reason=reason or note,

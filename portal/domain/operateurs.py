@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
 from sqlalchemy.orm import Session
 
 from portal.domain import journal
@@ -53,31 +55,34 @@ def normalise_siret(text: str) -> str:
 
 
 def iban_ok(iban: str) -> bool:
-    """ISO 13616: move the first four characters to the end, letters become
-    two digits (A=10 … Z=35), the number modulo 97 must be 1."""
-    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", iban):
+    """ISO 13616 with the national formats of the IBAN registry (country
+    code, length and BBAN structure per country, then the mod-97 key), as
+    maintained by schwifty — not a home-made regex."""
+    try:
+        IBAN(iban)
+    except SchwiftyException:
         return False
-    moved = iban[4:] + iban[:4]
-    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    return True
 
 
 def normalise_iban(text: str) -> str:
-    iban = re.sub(r"\s", "", text or "").upper()
-    if not iban_ok(iban):
-        raise InvalidInput("Cet IBAN n'est pas valide (format ou clé de contrôle). Vérifiez la "
-                           "saisie.", field="iban")
-    if iban.startswith("FR") and len(iban) != 27:
-        raise InvalidInput("Un IBAN français comporte 27 caractères.", field="iban")
-    return iban
+    try:
+        iban = IBAN(re.sub(r"\s", "", text or "").upper())
+    except SchwiftyException:
+        raise InvalidInput("Cet IBAN n'est pas valide (pays, longueur, format ou clé de contrôle). "
+                           "Vérifiez la saisie.", field="iban") from None
+    return iban.compact
 
 
 def normalise_bic(text: str) -> str:
-    """ISO 9362: 4 letters (bank), 2 letters (country), 2 alphanumerics
-    (place), optionally 3 alphanumerics (branch)."""
-    bic = re.sub(r"\s", "", text or "").upper()
-    if not re.fullmatch(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?", bic):
-        raise InvalidInput("Ce BIC n'est pas valide (8 ou 11 caractères).", field="bic")
-    return bic
+    """ISO 9362: 4 letters (bank), an ISO 3166 country, 2 alphanumerics
+    (place), optionally 3 alphanumerics (branch) — checked by schwifty."""
+    try:
+        bic = BIC(re.sub(r"\s", "", text or "").upper())
+    except SchwiftyException:
+        raise InvalidInput("Ce BIC n'est pas valide (8 ou 11 caractères, code pays existant).",
+                           field="bic") from None
+    return bic.compact
 
 
 def set_siret(session: Session, structure: Tenant, text: str) -> str:

@@ -90,12 +90,7 @@ def _ko(error: DomainError):
 def _guarded(action):
     throttle = current_app.extensions["scan_throttle"]
     key = f"web:{current_tenant().id}:{current_user.id}"
-    throttle.check(scan_failures=key)
-    try:
-        return action()
-    except (NotFound, InvalidInput):
-        throttle.failure(scan_failures=key)
-        raise
+    return throttle.guard(action, (NotFound, InvalidInput), scan_failures=key)
 
 
 @bp.route("/scan", permission=Permission.SCAN_PASS)
