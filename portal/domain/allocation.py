@@ -600,7 +600,8 @@ def split_carnets(session: Session, convention: Convention, structure: Tenant,
         raise InvalidInput("Le nombre de carnets doit être au moins 1.", field="carnet_count")
     carnets = _carnets_held(session, programme, commune.id, S.LIVRE)
     if carnet_count > len(carnets):
-        raise Conflict(f"La commune ne détient que {len(carnets)} carnet(s) non répartis.")
+        raise Conflict(f"La commune ne détient que {len(carnets)} carnet(s) non répartis.",
+                       field="carnet_count")
     return custody.move(session, programme, nature=Nature.REPARTITION,
                         criteria=[Pass.carnet_id.in_(carnets[:carnet_count])],
                         to_holder_id=structure.id, expected_holder_id=commune.id, actor=actor,
@@ -618,7 +619,7 @@ def take_back_carnets(session: Session, convention: Convention, structure: Tenan
     carnets = _carnets_held(session, programme, structure.id, S.REPARTI)
     if carnet_count > len(carnets):
         raise Conflict(f"{structure.name} ne détient que {len(carnets)} carnet(s) complet(s) "
-                       "non distribués.")
+                       "non distribués.", field="carnet_count")
     return custody.move(session, programme, nature=Nature.REPRISE,
                         criteria=[Pass.carnet_id.in_(carnets[-carnet_count:])],
                         to_holder_id=commune.id, expected_holder_id=structure.id, actor=actor,
