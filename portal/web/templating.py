@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 
-from flask import g
+from flask import g, request, url_for
+from markupsafe import Markup, escape
 from flask_login import current_user
 
 from portal.domain import accounts
@@ -24,6 +25,17 @@ def init_app(app):
             return []
         return validity.alerts_for(db.session, tenant, today())
     app.jinja_env.globals["validity_alerts"] = validity_alerts
+
+    def nav_link(endpoint: str, label: str, **values) -> Markup:
+        """A menu item; ``aria-current="page"`` on the page it opens and the pages under it
+        (the home page only on itself)."""
+        url = url_for(endpoint, **values)
+        here = request.path
+        home = endpoint.endswith(".home")
+        current = here == url or (not home and here.startswith(url.rstrip("/") + "/"))
+        attr = ' aria-current="page"' if current else ""
+        return Markup(f'<li><a href="{escape(url)}"{attr}>{escape(label)}</a></li>')
+    app.jinja_env.globals["nav_link"] = nav_link
 
     @app.context_processor
     def layout_context():
