@@ -203,6 +203,10 @@ def refilled_page(error: DomainError):
         return None
     _fill(form, submitted)
     field_id = _mark_error(wrapper, form, error)
+    # A form folded in a <details> comes back unfolded, its error in sight.
+    for folded in form.iterdescendants("details"):
+        if any(True for _ in folded.iterdescendants() if _.get("aria-invalid") == "true"):
+            folded.set("open", "open")
     if not form.get("id"):
         form.set("id", f"formulaire-{int(form.getparent().get('data-refill')) + 1}")
     index = int(form.getparent().get("data-refill"))
@@ -216,7 +220,11 @@ def refilled_page(error: DomainError):
         response.headers["HX-Retarget"] = f"#{form.get('id')}"
         response.headers["HX-Reswap"] = "outerHTML"
     else:
-        page = page[:start] + form_html + page[end:]
+        before = page[:start]
+        opening = before.rfind("<details")
+        if opening != -1 and "</details>" not in before[opening:]:
+            before = before[:opening] + "<details open" + before[opening + len("<details"):]
+        page = before + form_html + page[end:]
         page = page.replace('<div id="messages" role="status" aria-live="polite">',
                             '<div id="messages" role="status" aria-live="polite">' + summary, 1)
         response.set_data(page)
