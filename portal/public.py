@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
 from portal.domain import operateurs, passcheck
-from portal.domain.errors import DomainError
+from portal.domain.errors import DomainError, InvalidInput, NotFound
 from portal.extensions import db
 from portal.web.gate import public
 from portal.web.render import render
@@ -29,7 +29,8 @@ def healthz():
 
 
 def _guarded_lookup(find):
-    """Run a pass lookup; count failures per IP and refuse after too many."""
+    """Run a pass lookup; count every refusal (no secret, wrong secret,
+    unknown) per IP and refuse after too many."""
     throttle = current_app.extensions["throttle"]
     ip = request.remote_addr or "inconnue"
     throttle.check(pass_check=ip)
@@ -40,12 +41,31 @@ def _guarded_lookup(find):
         raise
 
 
+def _check_form(status_code: int = 200, *, serial: str = "", code: str = "",
+                error: DomainError | None = None, status=None):
+    """The « Vérifier un pass » form, with what was typed and the error next
+    to its field (page, or the form's fragment for htmx)."""
+    errors = {}
+    if error is not None:
+        errors[error.field if error.field in ("serial", "verification_code") else "serial"] = \
+            error.message
+    return render("public/check.html", partial="public/_check_form.html", status_code=status_code,
+                  serial=serial, code=code, errors=errors, status=status)
+
+
 @bp.route("/P/<path:token>")
 @bp.route("/p/<path:token>")
 @public
 def pass_page(token: str):
-    """The page a pass's QR code opens in any phone camera app."""
-    found = _guarded_lookup(lambda: passcheck.find_scanned(db.session, token[:300]))
+    """The page a pass's QR code opens in any phone camera app. Only the QR's
+    MAC tag proves the pass: a bare serial gets the check form, asking for
+    the printed verification code (issue 12)."""
+    try:
+        found = _guarded_lookup(lambda: passcheck.authenticate(db.session, code=token[:300]))
+    except InvalidInput as error:
+        if error.code != passcheck.CodeRequired.code:
+            raise
+        return _check_form(error.status, serial=token[:60], error=error)
     status = passcheck.status_of(db.session, found, today())
     places = (operateurs.scan_places(db.session, current_user.id)
               if status.valid and current_user.is_authenticated else [])
@@ -58,9 +78,13 @@ def pass_page(token: str):
 def check_pass():
     """Check a pass by its printed serial and verification code."""
     if request.method == "GET":
-        return render("public/check.html")
+        return _check_form()
     serial = request.form.get("serial", "")[:200]
     code = request.form.get("code", "")[:50]
-    found = _guarded_lookup(lambda: passcheck.find_typed(db.session, serial, code))
+    try:
+        found = _guarded_lookup(lambda: passcheck.authenticate(
+            db.session, serial=serial, verification_code=code))
+    except (InvalidInput, NotFound) as error:
+        return _check_form(error.status, serial=serial[:60], code=code[:20], error=error)
     status = passcheck.status_of(db.session, found, today())
-    return render("public/pass.html", partial="public/_pass_status.html", status=status)
+    return _check_form(serial=serial[:60], code=code[:20], status=status)

@@ -228,8 +228,10 @@ def test_form_helpers_only_raise_invalid_input(app, value):
 def test_pass_lookups_only_raise_domain_errors(db_session, first, second):
     from portal.domain import passcheck
     from portal.domain.errors import DomainError
-    for call in (lambda: passcheck.find_scanned(db_session, first),
-                 lambda: passcheck.find_typed(db_session, first, second)):
+    for call in (lambda: passcheck.authenticate(db_session, code=first),
+                 lambda: passcheck.authenticate(db_session, code=first, verification_code=second),
+                 lambda: passcheck.authenticate(db_session, serial=first,
+                                                verification_code=second)):
         try:
             call()
         except DomainError as error:

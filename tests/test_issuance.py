@@ -203,7 +203,8 @@ def test_manual_check_with_serial_and_code(app, browser):
     assert response.status_code == 200 and "Pass pas encore remis" in response.text
     wrong = ("0" if code[0] != "0" else "1") + code[1:]
     response = browser.post("/verifier", {"serial": p.serial, "code": wrong})
-    assert response.status_code == 422 and "Code de vérification incorrect" in response.text
+    assert response.status_code == 422 and "code de vérification incorrect" in response.text
+    assert f'value="{p.serial}"' in response.text and f'value="{wrong}"' in response.text
     response = browser.post("/verifier", {"serial": "", "code": ""})
     assert response.status_code == 422
 

@@ -78,6 +78,12 @@ def test_api_status_codes(app, api):
     from portal.domain import serials
     unknown = serials.make_serial("MGP2", 999_999, 1).canonical
     response = _consume(client, headers, {"serial": unknown, "verification_code": "ABCDEF"}, "u2")
+    assert response.status_code == 422       # without its secret, nothing is said of a serial
+    with app.app_context():
+        from portal.domain import keys
+        ring = keys.pass_ring()
+        genuine = serials.verification_code(ring, ring.active_id, unknown)
+    response = _consume(client, headers, {"serial": unknown, "verification_code": genuine}, "u3")
     assert response.status_code == 404 and response.json["message"]
     # forged QR (MAC wrong) → 422
     forged = _code(app, ids[1])[:-3] + "AAA"
@@ -142,7 +148,8 @@ def test_api_expired_forbidden_and_throttled(app, api):
 
 def test_validity_tolerance_boundaries(app, api):
     client, headers, service_id, ids = api
-    today = dt.date.today()
+    from portal.formatting import PARIS
+    today = dt.datetime.now(PARIS).date()   # scans are dated in Paris time
     with app.app_context():
         programme = programme_of(db.session)
         programme.valid_until = today - dt.timedelta(days=5)
@@ -228,7 +235,7 @@ def test_offline_sync_conflict_is_refused_and_flagged(app, api):
         assert kinds.count(AnomalyKind.DOUBLE_SCAN) == 1
 
 
-def test_carnet_burst_and_outside_perimeter_are_flagged(app, api):
+def test_carnet_burst_is_flagged_and_outside_perimeter_refused(app, api):
     client, headers, service_id, ids = api
     for n, pass_id in enumerate(ids[:10]):
         assert _consume(client, headers, {"code": _code(app, pass_id), "service_id": service_id},
@@ -240,11 +247,11 @@ def test_carnet_burst_and_outside_perimeter_are_flagged(app, api):
         db.session.execute(sa.delete(ProgrammePerimeter).where(
             ProgrammePerimeter.tenant_id == structure(db.session).parent_id))
         db.session.commit()
-    assert _consume(client, headers, {"code": _code(app, ids[10]), "service_id": service_id},
-                    "out").status_code == 201
+    out = _consume(client, headers, {"code": _code(app, ids[10]), "service_id": service_id}, "out")
+    assert out.status_code == 403 and out.json["code"] == "hors_perimetre"
+    assert "périmètre" in out.json["message"]
     with app.app_context():
-        kinds = set(db.session.execute(sa.select(Anomaly.kind)).scalars())
-        assert AnomalyKind.HORS_PERIMETRE in kinds
+        assert db.session.get(Pass, ids[10]).state is PassState.DISTRIBUE
 
 
 # ------------------------------------------------------------------ web scan page

@@ -9,13 +9,15 @@ def _error(description: str) -> dict:
 
 ERRORS = {
     "401": _error("Jeton absent, inconnu ou révoqué (les cookies ne sont pas acceptés)."),
-    "403": _error("Non autorisé : opérateur non qualifié ou non approuvé, ou même personne "
-                  "que le prescripteur (convention art. 8)."),
+    "403": _error("Non autorisé : opérateur non qualifié ou non approuvé, lieu hors du "
+                  "périmètre du programme (hors_perimetre), ou même personne que le "
+                  "prescripteur (convention art. 8)."),
     "404": _error("Pass inconnu."),
     "409": _error("Pass déjà utilisé (quand, où) ou pas encore remis."),
     "410": _error("Pass expiré ou bloqué (opposition)."),
-    "422": _error("Saisie illisible, pass falsifié, corps invalide, clé d'idempotence "
-                  "réutilisée avec un autre corps."),
+    "422": _error("Saisie illisible, pass falsifié, numéro sans son code de vérification "
+                  "(code_requis), corps invalide, clé d'idempotence réutilisée avec un autre "
+                  "corps."),
     "429": _error("Trop d'échecs (codes inconnus ou illisibles) : réessayez plus tard."),
 }
 
@@ -44,7 +46,10 @@ def document() -> dict:
                         "code": {"type": "string", "maxLength": 300,
                                  "description": "Contenu du QR code (URL /P/…) ou jeton lu "
                                                 "par une douchette."},
-                        "serial": {"type": "string", "description": "Numéro saisi à la main."},
+                        "serial": {"type": "string",
+                                   "description": "Numéro saisi à la main, avec "
+                                                  "« verification_code » : le numéro seul ne "
+                                                  "prouve rien (422 code_requis)."},
                         "verification_code": {"type": "string",
                                               "description": "Code de vérification imprimé."},
                         "service_id": {"type": "integer",

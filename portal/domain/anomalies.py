@@ -1,9 +1,19 @@
 """Anomalies flagged to #APTIC (issue 6, point 10): a pass scanned twice, a
-whole carnet scanned within minutes at one place, scans outside the
-programme's perimeter (``programme_perimeter``: communes or structures).
+whole carnet scanned within minutes at one place, a pass confié to one
+commune used at a place of another commune.
 
-Flags never block a scan by themselves (except the double scan, which is
-refused by the exactly-once rule): they are for #APTIC to review.
+Flags never block a scan by themselves (the double scan is refused by the
+exactly-once rule): they are for #APTIC to review.
+
+Where a pass may be used (issue 12): the programme's perimeter
+(``programme_perimeter``: communes or structures; empty = everywhere) is the
+commanditaire's territory, so a place outside it is refused
+(``scanning.check_usable``). Inside it a beneficiary may go to any qualified
+place: the convention has prescripteurs orient toward the opérateurs « du
+territoire » (art. 8) but does not tie a pass to one commune's opérateurs,
+and the pass still counts for the commune it was confié to (art. 5, 9). Such
+a scan is accepted and recorded as ``AUTRE_COMMUNE`` so #APTIC and the
+communes see the flows between territories.
 """
 from __future__ import annotations
 
@@ -49,11 +59,20 @@ def outside_perimeter(session: Session, programme_id: int, structure: Tenant) ->
     return structure.id not in rows and structure.parent_id not in rows
 
 
-def flag_outside_perimeter(session: Session, scan: Scan) -> str:
-    return _add(session, AnomalyKind.HORS_PERIMETRE, f"scan:{scan.id}",
+def from_other_commune(pass_commune_id: int | None, structure: Tenant) -> bool:
+    """A pass confié to a commune, scanned at a place of another commune."""
+    return (pass_commune_id is not None and structure.parent_id is not None
+            and pass_commune_id != structure.parent_id)
+
+
+def flag_other_commune(session: Session, scan: Scan, pass_commune_id: int) -> str:
+    names = dict(session.execute(sa.select(Tenant.id, Tenant.name).where(
+        Tenant.id.in_([pass_commune_id, scan.structure_id]))).all())
+    return _add(session, AnomalyKind.AUTRE_COMMUNE, f"scan:{scan.id}", check=False,
                 programme_id=scan.programme_id, structure_id=scan.structure_id,
                 pass_id=scan.pass_id, serial=scan.serial,
-                detail="Pass scanné par un lieu hors du périmètre du programme.")
+                detail=f"Pass confié à {names.get(pass_commune_id, 'une autre commune')}, "
+                       f"utilisé chez {names.get(scan.structure_id, 'ce lieu')}.")
 
 
 def flag_carnet_burst(session: Session, scan: Scan, programme: Programme, now: dt.datetime

@@ -1,9 +1,12 @@
-"""What anyone may learn about a pass from its QR code or serial: whether it
-is valid, until when and where it can be used. No personal data.
+"""Which pass a person holds, and what anyone holding it may learn: whether
+it is valid, until when and where it can be used. No personal data.
 
-Error messages distinguish a probable typo (check digits wrong), a forged or
-foreign code (MAC wrong, unknown key) and an unknown pass (well formed and
-authentic-looking, but never issued).
+:func:`authenticate` is the one place where input becomes a pass: only the
+pass's secret (QR MAC tag or printed verification code) proves it genuine;
+the serial and its check digits are public (issue 12). Error messages
+distinguish a probable typo (check digits wrong), a missing secret, a forged
+or foreign code (MAC or code wrong, unknown key) and an unknown pass (its
+secret verifies but it was never issued).
 """
 from __future__ import annotations
 
@@ -37,34 +40,76 @@ class PassStatus:
     state_changed_at: dt.datetime
 
 
-def _lookup(session: Session, serial: serials.Serial) -> Pass:
-    found = session.execute(sa.select(Pass).where(Pass.serial == serial.canonical)
-                            ).scalar_one_or_none()
+MSG_CODE_REQUIS = ("Le numéro seul ne prouve pas que ce pass est authentique : scannez son QR code "
+                   "ou saisissez aussi le code de vérification imprimé sous le numéro.")
+MSG_CODE_INCORRECT = ("Numéro ou code de vérification incorrect. Vérifiez la saisie ; si elle est "
+                      "exacte, ce pass est peut-être falsifié.")
+
+class CodeRequired(InvalidInput):
+    """A serial without the pass's secret (issue 12)."""
+    code = "code_requis"
+
+
+_BY_SERIAL = (sa.select(Pass).options(sa.orm.joinedload(Pass.programme))
+              .where(Pass.serial == sa.bindparam("serial")))
+
+
+def _lookup(session: Session, serial: serials.Serial, key_id: str) -> Pass:
+    """The pass of an authenticated serial (its secret was verified under
+    ``key_id``), with its programme loaded in the same query."""
+    found = session.execute(_BY_SERIAL, {"serial": serial.canonical}).scalar_one_or_none()
     if found is None:
         raise NotFound(UNKNOWN, reason="inconnu")
-    return found
-
-
-def find_scanned(session: Session, text: str) -> Pass:
-    """A pass from a QR payload (MAC verified) or from a serial + code typed
-    as ``SERIAL`` alone (check digits verified only)."""
-    parsed = serials.parse_any(keys.pass_ring(), text)
-    serial = parsed.serial if isinstance(parsed, serials.ScannedPass) else parsed
-    found = _lookup(session, serial)
-    if isinstance(parsed, serials.ScannedPass) and parsed.key_id != found.key_id:
+    if found.key_id != key_id:
+        # Signed with another key than the one the pass was printed with.
         raise InvalidInput(serials.MSG_FALSIFIE, reason="falsifie")
     return found
 
 
-def find_typed(session: Session, serial_text: str, code_text: str) -> Pass:
-    """A pass from a typed serial and its printed verification code."""
-    serial = serials.parse_serial(serial_text)
-    found = _lookup(session, serial)
-    if not serials.check_verification_code(keys.pass_ring(), found.key_id, serial, code_text):
-        raise InvalidInput("Code de vérification incorrect pour ce numéro de pass. Vérifiez la "
-                           "saisie ; s'il est exact, ce pass est peut-être falsifié.",
-                           reason="falsifie")
-    return found
+def _typed_key_id(serial: serials.Serial, code_text: str) -> str:
+    """The key id under which ``code_text`` is the verification code of
+    ``serial``; nothing is read from the database before the code is proven."""
+    ring = keys.pass_ring()
+    for kid in ring.key_ids:
+        if serials.check_verification_code(ring, kid, serial, code_text):
+            return kid
+    raise InvalidInput(MSG_CODE_INCORRECT, field="verification_code", reason="falsifie")
+
+
+def authenticate(session: Session, *, code: str = "", serial: str = "",
+                 verification_code: str = "") -> Pass:
+    """THE one function that turns what a person scanned or typed into a pass.
+
+    A pass is genuine only when its secret is shown: the MAC tag of its QR
+    code (``code``: the URL, the part after ``/P/`` or the bare token a USB
+    scanner types) or the verification code printed under its serial
+    (``serial`` + ``verification_code``, or a serial in ``code`` with the
+    code beside it). Check digits (ISO 7064) are public: they only tell a
+    typo, so a bare serial proves nothing and is refused with
+    :data:`MSG_CODE_REQUIS` (reason ``code_requis``). The database is read
+    only once the secret is verified, so a refusal says nothing about the
+    pass — not even whether it exists — and callers count every refusal
+    toward throttling. Raises ``InvalidInput`` (unreadable, typo, forged,
+    code missing) or ``NotFound`` (authentic but never issued).
+    """
+    code = (code or "")[:300]
+    serial = (serial or "")[:200]
+    verification_code = (verification_code or "")[:50]
+    if code.strip():
+        parsed = serials.parse_any(keys.pass_ring(), code)
+        if isinstance(parsed, serials.ScannedPass):
+            return _lookup(session, parsed.serial, parsed.key_id)
+        if not verification_code.strip():
+            raise CodeRequired(MSG_CODE_REQUIS, field="verification_code", reason="code_requis")
+        typed = parsed
+    elif serial.strip():
+        typed = serials.parse_serial(serial)
+        if not verification_code.strip():
+            raise CodeRequired(MSG_CODE_REQUIS, field="verification_code", reason="code_requis")
+    else:
+        raise InvalidInput("Scannez le QR code ou saisissez le numéro du pass.", field="code",
+                           reason="illisible")
+    return _lookup(session, typed, _typed_key_id(typed, verification_code))
 
 
 def places_of(session: Session, programme: Programme) -> list[str]:

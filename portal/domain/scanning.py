@@ -53,8 +53,6 @@ _SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id
                  "previous_holder_id", "scanned_at", "recorded_at")
 _SCANS = Scan.__table__
 _IDEMPOTENCY_RECORDS = IdempotencyRecord.__table__
-_PASS_BY_SERIAL = (sa.select(Pass).options(sa.orm.joinedload(Pass.programme))
-                   .where(Pass.serial == _bp("serial")))
 _IDEMPOTENCY = (sa.select(IdempotencyRecord.fingerprint, IdempotencyRecord.status_code,
                           IdempotencyRecord.body)
                 .where(IdempotencyRecord.structure_id == _bp("structure_id"),
@@ -85,6 +83,10 @@ class NotQualified(NotAllowed):
 
 class SamePerson(NotAllowed):
     code = "meme_personne"
+
+
+class OutsidePerimeter(NotAllowed):
+    code = "hors_perimetre"
 
 
 class KeyReused(InvalidInput):
@@ -159,28 +161,10 @@ def scan_json(scan: Scan) -> dict:
 # ------------------------------------------------------------------ checks
 
 def locate(session: Session, data: ScanInput) -> Pass:
-    """A pass from a QR payload (MAC verified) or a serial + verification
-    code (unknown → 404, unreadable/forged → 422)."""
-    if data.code.strip():
-        parsed = serials.parse_any(keys.pass_ring(), data.code[:300])
-        if isinstance(parsed, serials.ScannedPass):
-            # Same checks as passcheck.find_scanned, with the programme
-            # loaded in the same query (hot path).
-            found = session.execute(_PASS_BY_SERIAL,
-                                    {"serial": parsed.serial.canonical}).scalar_one_or_none()
-            if found is None:
-                raise NotFound(passcheck.UNKNOWN, reason="inconnu")
-            if parsed.key_id != found.key_id:
-                raise InvalidInput(serials.MSG_FALSIFIE, reason="falsifie")
-            return found
-        return passcheck.find_scanned(session, data.code[:300])
-    if data.serial.strip():
-        if not data.verification_code.strip():
-            raise InvalidInput("Saisissez le code de vérification imprimé sous le numéro du pass.",
-                               field="verification_code", reason="illisible")
-        return passcheck.find_typed(session, data.serial[:200], data.verification_code[:50])
-    raise InvalidInput("Scannez le QR code ou saisissez le numéro du pass.", field="code",
-                       reason="illisible")
+    """The pass this input proves (QR MAC tag or verification code): see
+    :func:`passcheck.authenticate`, the one place that decides it."""
+    return passcheck.authenticate(session, code=data.code, serial=data.serial,
+                                  verification_code=data.verification_code)
 
 
 def ensure_can_scan(session: Session, structure: Tenant) -> None:
@@ -232,6 +216,11 @@ def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.date) 
         raise NotHandedOut("Pass pas encore remis à un bénéficiaire par un prescripteur : il "
                            "ne peut pas être utilisé.")
     ensure_can_scan(session, scanner.structure)
+    if anomalies.outside_perimeter(session, programme.id, scanner.structure):
+        # The perimeter is where the commanditaire's pass are valid (its
+        # territory): its money pays no place outside it (issue 12).
+        raise OutsidePerimeter(f"Ce pass n'est pas valable dans ce lieu : il relève du programme "
+                               f"« {programme.name} », dont le périmètre ne comprend pas ce lieu.")
     if scanner.user_id is not None:
         if handed_out_by(session, found)[0] == scanner.user_id:
             raise SamePerson("Vous avez vous-même remis ce pass : un autre agent doit le valider "
@@ -304,7 +293,7 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
     found = locate(session, data)
     programme = check_usable(session, found, scanner, _paris_day(occurred))
     service = _service(session, scanner.structure.id, data.service_id)
-    outside = anomalies.outside_perimeter(session, programme.id, scanner.structure)
+    other_commune = anomalies.from_other_commune(found.commune_id, scanner.structure)
     structure_id = scanner.structure.id
     scan = Scan(pass_id=found.id, programme_id=programme.id, carnet_id=found.carnet_id,
                 serial=found.serial, structure_id=structure_id,
@@ -323,8 +312,8 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
         scan.id = session.execute(
             _SCANS.insert().returning(_SCANS.c.id),
             {column: getattr(scan, column) for column in _SCAN_COLUMNS}).scalar_one()
-        if outside:
-            verdict.anomalies.append(anomalies.flag_outside_perimeter(session, scan))
+        if other_commune:
+            verdict.anomalies.append(anomalies.flag_other_commune(session, scan, found.commune_id))
         burst = anomalies.flag_carnet_burst(session, scan, programme, now)
         if burst:
             verdict.anomalies.append(burst)

@@ -590,7 +590,10 @@ def parse_any(ring: KeyRing, text: str) -> ScannedPass | Serial:
 
     Returns a verified :class:`ScannedPass` for a QR payload (text with a
     "/" or 5 hyphen-separated groups), otherwise a :class:`Serial` whose
-    check digits are verified (no MAC: ask for the verification code).
+    check digits are verified. A :class:`Serial` is NOT proof of a genuine
+    pass (check digits are public): the caller must also verify the
+    verification code — ``passcheck.authenticate`` does, and is the only
+    domain caller.
     """
     normalised = _normalise(text, MSG_ILLISIBLE)
     if "/" in normalised:  # a scanned URL

@@ -81,13 +81,15 @@ class IdempotencyRecord(Base):
 class AnomalyKind(str, enum.Enum):
     DOUBLE_SCAN = "double_scan"
     CARNET_EN_RAFALE = "carnet_en_rafale"
-    HORS_PERIMETRE = "hors_perimetre"
+    HORS_PERIMETRE = "hors_perimetre"   # before issue 12; such scans are now refused
+    AUTRE_COMMUNE = "autre_commune"
 
     @property
     def label(self) -> str:
         return {"double_scan": "pass scanné deux fois",
                 "carnet_en_rafale": "carnet entier scanné en quelques minutes",
-                "hors_perimetre": "scan hors du périmètre du programme"}[self.value]
+                "hors_perimetre": "scan hors du périmètre du programme",
+                "autre_commune": "pass d'une autre commune"}[self.value]
 
 
 class Anomaly(Base):

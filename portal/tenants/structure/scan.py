@@ -29,6 +29,8 @@ HEADLINES = {
     "non_remis": "Pass pas encore remis",
     "introuvable": "Pass inconnu",
     "saisie_invalide": "Code illisible ou pass falsifié",
+    "code_requis": "Code de vérification requis",
+    "hors_perimetre": "Pass non valable dans ce lieu",
     "operateur_non_qualifie": "Opérateur non qualifié",
     "meme_personne": "Même personne que le prescripteur",
     "trop_de_tentatives": "Trop de tentatives",
