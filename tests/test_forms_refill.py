@@ -84,3 +84,22 @@ def _distributions(app):
     from portal.extensions import db
     with app.app_context():
         return db.session.execute(sa.select(sa.func.count(Distribution.id))).scalar_one()
+
+
+def test_convention_page_shows_the_amorcage_state_instead_of_a_button_that_would_fail(
+        app, browser):
+    """Montreuil requested its amorçage (demo data): no « Demander l'amorçage » button, the
+    reason it cannot be requested again, and the stepper at « demandé »."""
+    browser.login("referent.montreuil")
+    cid = _convention_id(app, "montreuil")
+    page = browser.get(f"/commune/montreuil/conventions/{cid}").text
+    assert "Demander l'amorçage" not in page
+    assert "L'amorçage a déjà été demandé pour cette convention." in page
+    stepper = lxml_html.document_fromstring(page).xpath("//ol[@class='stepper']/li")
+    assert [li.text for li in stepper] == ["Demandé", "Confirmé", "Expédié", "Reçu", "Réparti"]
+    assert [li.get("aria-current") for li in stepper] == ["step", None, None, None, None]
+    # The refused request itself is still refused by the rule (the button was only hidden).
+    response = browser.post(f"/commune/montreuil/conventions/{cid}/amorcage",
+                            headers={"Referer": f"{HOST}/commune/montreuil/conventions/{cid}"})
+    assert response.status_code == 409
+    assert "déjà été demandé" in response.text and "Le formulaire n'a pas été" in response.text

@@ -247,9 +247,8 @@ def _tranches(session: Session, convention: Convention) -> list[Tranche]:
                                 .order_by(Tranche.id)).scalars())
 
 
-def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
-                     today: dt.date) -> Tranche:
-    """The référent requests the amorçage (art. 4)."""
+def _check_amorcage_request(session: Session, convention: Convention, today: dt.date) -> None:
+    """What request_amorcage checks before writing (art. 4 and 6)."""
     programme = convention.programme
     _window_open(programme, today, "L'amorçage")
     if any(t.kind is TrancheKind.AMORCAGE and t.status is not TrancheStatus.REFUSEE
@@ -262,6 +261,41 @@ def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
     if stock(session, programme).available < programme.amorcage_size:
         raise Conflict("Le stock de pass de la Métropole est épuisé : l'amorçage ne peut plus "
                        "être demandé (convention, art. 4 et 6).")
+
+
+def amorcage_refusal(session: Session, convention: Convention, today: dt.date) -> str | None:
+    """Why the amorçage cannot be requested today, or None when it can: the convention page
+    shows this state instead of a button that would fail (same checks as request_amorcage)."""
+    try:
+        _check_amorcage_request(session, convention, today)
+    except Conflict as refused:
+        return refused.message
+    return None
+
+
+AMORCAGE_STEPS = ("demandé", "confirmé", "expédié", "reçu", "réparti")
+
+
+def amorcage_progress(session: Session, convention: Convention) -> int:
+    """How far the amorçage went (art. 4 and 7): -1 not requested, else the index in
+    AMORCAGE_STEPS of the last step done (« réparti » once the commune split all it holds)."""
+    tranche = next((t for t in _tranches(session, convention)
+                    if t.kind is TrancheKind.AMORCAGE and t.status is not TrancheStatus.REFUSEE),
+                   None)
+    if tranche is None:
+        return -1
+    done = {TrancheStatus.DEMANDEE: 0, TrancheStatus.CONFIRMEE: 1, TrancheStatus.EXPEDIEE: 2,
+            TrancheStatus.RECUE: 3}[tranche.status]
+    if done == 3 and commune_stock(session, convention.programme, convention.commune) == 0:
+        done = 4
+    return done
+
+
+def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
+                     today: dt.date) -> Tranche:
+    """The référent requests the amorçage (art. 4)."""
+    programme = convention.programme
+    _check_amorcage_request(session, convention, today)
     tranche = Tranche(convention_id=convention.id, kind=TrancheKind.AMORCAGE,
                       status=TrancheStatus.DEMANDEE, quantity=programme.amorcage_size,
                       requested_on=today, requested_by_id=actor.user_id)

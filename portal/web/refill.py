@@ -20,7 +20,9 @@ One mechanism for every HTML form of the portal. When a browser form POST raises
    that refuses it…). For an htmx request the refilled ``<form>`` alone is sent back and
    swapped in place (``HX-Retarget`` the form's id, ``outerHTML``).
 
-Nothing is written: the transaction was rolled back before. When the page cannot be found
+Nothing is written: the transaction was rolled back before. When the page no longer holds
+the form (the state changed), it is shown as it is now with the message on top. When the
+page cannot be found
 (no Referer and no GET at that URL, a download, another host), the caller falls back to the
 French error page. Form views therefore need no code of their own; see docs/ARCHITECTURE.md
 ("Forms").
@@ -181,6 +183,15 @@ def _mark_error(root, form, error: DomainError) -> str | None:
     return first.get("id")
 
 
+_MESSAGES = '<div id="messages" role="status" aria-live="polite">'
+
+
+def _summary(error: DomainError, field_id: str | None) -> str:
+    link = f' <a href="#{escape(field_id)}">Corriger le champ</a>' if field_id else ""
+    return (f'<p class="alert alert-error" role="alert">Le formulaire n\'a pas été '
+            f'enregistré : {escape(error.message)}{link}</p>')
+
+
 def refilled_page(error: DomainError):
     """The page of the refused form, refilled; ``None`` when it cannot be built."""
     path = _page_path()
@@ -193,14 +204,20 @@ def refilled_page(error: DomainError):
     page = response.get_data(as_text=True)
     # Only the forms are parsed and written back: the rest of the page is sent as rendered.
     spans = [(m.start(), m.end()) for m in _FORM_RE.finditer(page)]
-    if not spans:
-        return None
-    wrapper = lxml_html.fragment_fromstring(
-        "".join(f'<div data-refill="{i}">{page[a:b]}</div>' for i, (a, b) in enumerate(spans)),
-        create_parent="div")
-    form = _submitted_form(wrapper, submitted)
+    form = None
+    if spans:
+        wrapper = lxml_html.fragment_fromstring(
+            "".join(f'<div data-refill="{i}">{page[a:b]}</div>'
+                    for i, (a, b) in enumerate(spans)), create_parent="div")
+        form = _submitted_form(wrapper, submitted)
     if form is None:
-        return None
+        # The page no longer offers that form (the state changed since it was shown): the
+        # page as it is now, the message on top.
+        if request.headers.get("HX-Request") == "true" or _MESSAGES not in page:
+            return None
+        response.set_data(page.replace(_MESSAGES, _MESSAGES + _summary(error, None), 1))
+        response.status_code = error.status
+        return response
     _fill(form, submitted)
     field_id = _mark_error(wrapper, form, error)
     # A form folded in a <details> comes back unfolded, its error in sight.
@@ -212,9 +229,7 @@ def refilled_page(error: DomainError):
     index = int(form.getparent().get("data-refill"))
     start, end = spans[index]
     form_html = lxml_html.tostring(form, encoding="unicode", method="html")
-    link = f' <a href="#{escape(field_id)}">Corriger le champ</a>' if field_id else ""
-    summary = (f'<p class="alert alert-error" role="alert">Le formulaire n\'a pas été '
-               f'enregistré : {escape(error.message)}{link}</p>')
+    summary = _summary(error, field_id)
     if request.headers.get("HX-Request") == "true":
         response.set_data(form_html)
         response.headers["HX-Retarget"] = f"#{form.get('id')}"
@@ -225,8 +240,7 @@ def refilled_page(error: DomainError):
         if opening != -1 and "</details>" not in before[opening:]:
             before = before[:opening] + "<details open" + before[opening + len("<details"):]
         page = before + form_html + page[end:]
-        page = page.replace('<div id="messages" role="status" aria-live="polite">',
-                            '<div id="messages" role="status" aria-live="polite">' + summary, 1)
+        page = page.replace(_MESSAGES, _MESSAGES + summary, 1)
         response.set_data(page)
     response.status_code = error.status
     return response
