@@ -103,3 +103,17 @@ def test_convention_page_shows_the_amorcage_state_instead_of_a_button_that_would
                             headers={"Referer": f"{HOST}/commune/montreuil/conventions/{cid}"})
     assert response.status_code == 409
     assert "déjà été demandé" in response.text and "Le formulaire n'a pas été" in response.text
+
+
+def test_hub_opinions_page_puts_pending_communes_first_with_today_prefilled(app, browser):
+    from portal.web.clock import today
+    browser.login("hub.agent")
+    page = browser.get("/hub/francilin/avis").text
+    doc = lxml_html.document_fromstring(page)
+    rows = doc.xpath("//tbody/tr[td]")
+    pending = ["en attente" in row.text_content() for row in rows]
+    assert any(pending) and pending == sorted(pending, reverse=True), pending
+    with app.app_context():
+        day = today().isoformat()
+    dates = doc.xpath("//input[@name='given_on']")
+    assert dates and {d.get("value") for d in dates} == {day}
