@@ -12,6 +12,18 @@ from portal.formatting import format_count, format_date, format_datetime, format
 from portal.web.clock import today
 
 
+# Colour of a state's badge, by its value (tranches, statements, qualifications, requests).
+BADGE_TONES = {
+    "recue": "success", "valide": "success", "paye": "success", "qualifie": "success",
+    "accordee": "success", "acceptee": "success",
+    "demandee": "warning", "en_attente": "warning", "brouillon": "warning",
+    "a_verifier": "warning",
+    "confirmee": "info", "expediee": "info",
+    "refusee": "error", "refuse": "error", "suspendu": "error", "dequalifie": "error",
+    "revoquee": "error",
+}
+
+
 def init_app(app):
     app.jinja_env.filters.update(
         eur=format_eur, date_fr=format_date, datetime_fr=format_datetime, count=format_count,
@@ -36,6 +48,14 @@ def init_app(app):
         attr = ' aria-current="page"' if current else ""
         return Markup(f'<li><a href="{escape(url)}"{attr}>{escape(label)}</a></li>')
     app.jinja_env.globals["nav_link"] = nav_link
+
+    def state_badge(state) -> Markup:
+        """A state (enum with ``value`` and ``label``) as a coloured badge (component set)."""
+        tone = BADGE_TONES.get(getattr(state, "value", state), "")
+        label = getattr(state, "label", state)
+        return Markup(f'<span class="badge{" badge-" + tone if tone else ""}">'
+                      f'{escape(label)}</span>')
+    app.jinja_env.filters["badge"] = state_badge
 
     @app.context_processor
     def layout_context():
