@@ -74,7 +74,6 @@ def test_phone_scan_flow(app, chromium, live_server):
         page.get_by_role("button", name="Valider", exact=True).click()
         page.locator("#scan-result .scan-ok").wait_for()
         _shot(watch, "operateur-4-scan-valide")
-        # A refused form keeps what was typed: the référent's split.
     finally:
         watch.context.close()
 
@@ -89,6 +88,9 @@ def test_form_error_state(app, chromium, live_server):
         card.get_by_label("Numéro du carnet remis").fill("999999")
         card.get_by_label("Seniors").check()
         card.get_by_label("Démarches administratives en ligne").check()
+        card.get_by_label("Tranche d'âge").select_option(label="60 ans et plus")
+        card.get_by_label("Équipement").select_option(label="Smartphone seulement")
+        card.get_by_label("Orienté par").select_option(label="Un facilitateur")
         card.get_by_role("button", name="Remettre le carnet").click()
         page.wait_for_load_state()
         page.locator("[aria-invalid=true]").first.scroll_into_view_if_needed()
