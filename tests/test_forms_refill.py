@@ -117,3 +117,19 @@ def test_hub_opinions_page_puts_pending_communes_first_with_today_prefilled(app,
         day = today().isoformat()
     dates = doc.xpath("//input[@name='given_on']")
     assert dates and {d.get("value") for d in dates} == {day}
+
+
+def test_control_characters_in_a_refused_form_do_not_break_the_refill(app, browser):
+    """A value lxml cannot hold (control character) is dropped from what is put back; the
+    page still comes back with the message (found by tests/test_hostile_input.py)."""
+    browser.login("referent.neuilly-plaisance")
+    cid = _convention_id(app, "neuilly-plaisance")
+    page_url = f"/commune/neuilly-plaisance/conventions/{cid}"
+    response = browser.post(f"{page_url}/referent",
+                            {"referent_name": "Sacha\x01\x1b Nouveau", "referent_email": "x\x02",
+                             "referent_phone": "01 02 03 04 05"},
+                            headers={"Referer": HOST + page_url})
+    assert response.status_code == 422
+    form = _form(response.get_data(as_text=True), "/referent")
+    assert form.get_element_by_id("referent_name").get("value") == "Sacha Nouveau"
+    assert form.get_element_by_id("referent_email").get("aria-invalid") == "true"

@@ -46,6 +46,9 @@ _NOT_REFILLED_TYPES = {"hidden", "password", "file", "submit", "button", "reset"
 _NOT_FORWARDED = {"HTTP_HOST", "HTTP_HX_REQUEST", "HTTP_HX_TARGET", "HTTP_HX_TRIGGER",
                   "HTTP_HX_TRIGGER_NAME", "HTTP_HX_CURRENT_URL", "HTTP_CONTENT_TYPE",
                   "HTTP_CONTENT_LENGTH", "HTTP_X_CSRFTOKEN"}
+# What an HTML/XML tree cannot hold (NUL, control characters, lone surrogates): dropped from
+# the values put back (the input guard refuses NUL anyway; the field parser names the rest).
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _FORM_RE = re.compile(r"<form\b[^>]*>.*?</form>", re.S | re.I)
 
 
@@ -143,7 +146,7 @@ def _fill(form, submitted: MultiDict) -> None:
 
 def _mark_error(root, form, error: DomainError) -> str | None:
     """Put the message at its field; return the id of the field (for the summary's link)."""
-    message = error.message
+    message = _UNSAFE.sub("", error.message)
     controls = [c for c in form.iter("input", "select", "textarea")
                 if error.field and c.get("name") == error.field
                 and (c.get("type") or "").lower() != "hidden"]
@@ -189,7 +192,7 @@ _MESSAGES = '<div id="messages" role="status" aria-live="polite">'
 def _summary(error: DomainError, field_id: str | None) -> str:
     link = f' <a href="#{escape(field_id)}">Corriger le champ</a>' if field_id else ""
     return (f'<p class="alert alert-error" role="alert">Le formulaire n\'a pas été '
-            f'enregistré : {escape(error.message)}{link}</p>')
+            f'enregistré : {escape(_UNSAFE.sub("", error.message))}{link}</p>')
 
 
 def refilled_page(error: DomainError):
@@ -197,7 +200,8 @@ def refilled_page(error: DomainError):
     path = _page_path()
     if path is None:
         return None
-    submitted = MultiDict(request.form)
+    submitted = MultiDict([(key, _UNSAFE.sub("", value))
+                           for key, value in request.form.items(multi=True)])
     response = _render_page(path)
     if response.status_code != 200 or response.mimetype != "text/html":
         return None
@@ -231,6 +235,10 @@ def refilled_page(error: DomainError):
     form_html = lxml_html.tostring(form, encoding="unicode", method="html")
     summary = _summary(error, field_id)
     if request.headers.get("HX-Request") == "true":
+        # Swapped in place, the message must be announced: it becomes an alert.
+        if 'role="alert"' not in form_html:
+            form_html = form_html.replace('class="field-error"',
+                                          'class="field-error" role="alert"', 1)
         response.set_data(form_html)
         response.headers["HX-Retarget"] = f"#{form.get('id')}"
         response.headers["HX-Reswap"] = "outerHTML"
