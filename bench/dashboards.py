@@ -34,7 +34,6 @@ reddition), so their loading is not timed.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 import random
 import sys
@@ -74,7 +73,7 @@ def generate(session, app) -> dict:
     from portal.domain.keys import ledger_key
     from portal.domain.permissions import TenantKind
     from portal.domain.rollups import CIRCULATION
-    from portal.models import (Convention, LedgerAnchor, LedgerHead, PassOrder, Programme, Tenant, Tranche,
+    from portal.models import (Convention, LedgerAnchor, LedgerHead, PassOrder, Tenant, Tranche,
                                TrancheKind, TrancheStatus)
     rng = random.Random(7)
     issuer = Tenant(kind=TenantKind.MANDATAIRE, slug="aptic", name="#APTIC")

@@ -1,8 +1,6 @@
 """Pass Numérique portal: application factory."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from portal.config import PROJECT_ROOT, load_config
@@ -21,7 +19,11 @@ def create_app(overrides: dict | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
         hops = app.config["PORTAL_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-    logging.basicConfig(level=logging.INFO if app.debug or app.testing else logging.WARNING)
+    from portal.observability import web as observability
+    observability.init_app(app)
+    if app.config["PORTAL_ENV"] not in ("development", "testing"):
+        from portal.printing.carnets import check_fonts
+        check_fonts()           # production refuses to start without the PDF fonts
 
     from portal.domain import keys
     keys.configure(app.config["PASS_MAC_KEYS"], app.config["PASS_MAC_ACTIVE_KEY"],
@@ -49,11 +51,16 @@ def create_app(overrides: dict | None = None) -> Flask:
     if app.testing:
         app.extensions["outbox"] = []
 
+    from portal import jobs
+    jobs.init_app(app)
+
     from portal.web import converters, errors, gate, headers, templating
     converters.init_app(app)
     from portal.web import input_guard
     input_guard.init_app(app)
     gate.init_app(app)
+    from portal.web import sessions
+    sessions.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     templating.init_app(app)
@@ -64,6 +71,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     from portal.auth.twofactor import bp as second_factor_bp
     app.register_blueprint(second_factor_bp)
+    from portal.auth.invitations import bp as invitations_bp
+    app.register_blueprint(invitations_bp)
     app.register_blueprint(public.bp)
     from portal import opendata_views
     app.register_blueprint(opendata_views.bp)

@@ -72,6 +72,41 @@ def demo_data_command():
                else "Données de démonstration déjà présentes : rien à faire.")
 
 
+@click.command("setup")
+@click.option("--email", default=None, help="Adresse du premier administrateur #APTIC.")
+@click.option("--issuer-name", default="#APTIC", show_default=True,
+              help="Nom de l'organisation émettrice.")
+@click.option("--slug", default="aptic", show_default=True, help="Identifiant dans les URL.")
+@click.option("--send/--no-send", default=False,
+              help="Envoyer aussi l'invitation par courriel (le lien est toujours affiché).")
+@with_appcontext
+def setup_command(email, issuer_name, slug, send):
+    """First start of an empty database: create the issuer tenant (#APTIC)
+    and print a single-use invitation link for its first administrator.
+    Refused once an #APTIC administrator exists."""
+    import sys
+    from portal.domain import onboarding
+    from portal.domain.errors import DomainError
+    from portal.extensions import db
+    from portal.notifications import invitation_url, send_invitation
+    if not email:
+        if not sys.stdin.isatty():
+            raise click.ClickException("Indiquez --email (adresse du premier administrateur).")
+        email = click.prompt("Adresse électronique du premier administrateur #APTIC")
+    try:
+        invitation, token = onboarding.setup_issuer(db.session, email=email,
+                                                    tenant_name=issuer_name, slug=slug)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise click.ClickException(error.message) from None
+    if send:
+        send_invitation(invitation, token)
+    click.echo(f"Émetteur « {invitation.tenant.name} » prêt. Lien d'invitation de "
+               f"{invitation.email} (valable 7 jours, utilisable une fois) :")
+    click.echo(invitation_url(token))
+
+
 ledger_cli = AppGroup("ledger", help="Journal des mouvements de pass.")
 
 
@@ -171,6 +206,7 @@ def print_carnets_command(prefix, first, last, output):
 def init_app(app):
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_data_command)
+    app.cli.add_command(setup_command)
     app.cli.add_command(ledger_cli)
     app.cli.add_command(export_programme_command)
     app.cli.add_command(print_carnets_command)
@@ -179,3 +215,5 @@ def init_app(app):
     app.cli.add_command(monthly_report_command)
     from portal.security import cli as security_cli
     security_cli.init_app(app)
+    from portal.jobs import cli as jobs_cli
+    jobs_cli.init_app(app)

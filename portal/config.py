@@ -67,6 +67,21 @@ def load_config(overrides: dict | None = None) -> dict:
         # (must stay well under gunicorn's worker timeout, 30 s by default).
         "DATABASE_CONNECT_TIMEOUT": int(env.get("DATABASE_CONNECT_TIMEOUT", "5") or 5),
         "REDIS_URL": env.get("REDIS_URL") or None,
+        # Job queue (portal.jobs): RQ queue name; seconds without a heartbeat after
+        # which a print job « en cours » is taken as abandoned by a dead worker.
+        "RQ_QUEUE": env.get("RQ_QUEUE", "portal"),
+        "JOB_STALE_SECONDS": int(env.get("JOB_STALE_SECONDS", "90") or 90),
+        # Base URL of links built outside a request: e-mails written by workers,
+        # the invitation printed by ``flask --app wsgi setup``.
+        "PORTAL_BASE_URL": env.get("PORTAL_BASE_URL", "http://127.0.0.1:5000"),
+        # Observability: JSON logs (default outside development), /metrics access.
+        "LOG_FORMAT": env.get("LOG_FORMAT", "text" if relaxed else "json"),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "METRICS_ALLOWED_IPS": env.get("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128"),
+        "SENTRY_DSN": env.get("SENTRY_DSN") or None,
+        # Without SMTP_HOST: write e-mails as .eml files in this pickup directory.
+        "MAIL_DIR": env.get("MAIL_DIR") or None,
         # Base of the URL printed in QR codes (uppercase keeps QR alphanumeric mode).
         "PASS_BASE_URL": env.get("PASS_BASE_URL", "HTTP://127.0.0.1:5000"),
         "SESSION_COOKIE_HTTPONLY": True,
@@ -92,9 +107,23 @@ def load_config(overrides: dict | None = None) -> dict:
         # Development/tests only: pretend today is this ISO date (see portal/web/clock.py).
         "PORTAL_TODAY": env.get("PORTAL_TODAY") if relaxed else None,
         "MAIL_SENDER": env.get("MAIL_SENDER", "ne-pas-repondre@pass-numerique.example"),
+        # Issue 13 (PORTAL_BASE_URL above also serves the invitation printed by
+        # ``flask --app wsgi setup``).
+        # Sign-in sessions end after this much inactivity, and after this
+        # absolute lifetime whatever the activity (expired rows are purged).
+        "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES", "120") or 120),
+        "SESSION_MAX_HOURS": int(env.get("SESSION_MAX_HOURS", "12") or 12),
+        # Sensitive actions ask for the password again when it was last typed
+        # longer ago than this.
+        "REAUTH_MINUTES": int(env.get("REAUTH_MINUTES", "5") or 5),
         "TESTING": portal_env == "testing",
     }
     config.update(overrides)
+    if not relaxed and not config["REDIS_URL"]:
+        raise ConfigError(
+            f"REDIS_URL is not set (PORTAL_ENV={portal_env}): production needs the job queue "
+            "(print jobs, e-mail, scheduled duties run in `flask --app wsgi worker`). Jobs run "
+            "inline only with PORTAL_ENV=development.")
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         config["SQLALCHEMY_DATABASE_URI"])
     return config

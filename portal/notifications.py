@@ -19,3 +19,27 @@ def referent_changed(convention: Convention, summary: str) -> int:
         send_mail(email, f"Pass Numérique : référent de {convention.commune.name}",
                   f"{convention.commune.name} — {convention.programme.name}\n\n{summary}\n")
     return len(admins)
+
+
+def invitation_url(raw_token: str) -> str:
+    """The accept link: from the current request's host, else from
+    ``PORTAL_BASE_URL`` (the ``setup`` command runs outside any request)."""
+    from flask import current_app, has_request_context, url_for
+    if has_request_context():
+        return url_for("invitations.accept", token=raw_token, _external=True)
+    base = current_app.config["PORTAL_BASE_URL"].rstrip("/")
+    return f"{base}/invitation/{raw_token}"
+
+
+def send_invitation(invitation, raw_token: str) -> None:
+    """The same message whether or not the address already has an account
+    (sending never reveals which accounts exist)."""
+    from portal.domain.invitations import VALIDITY
+    tenant = invitation.tenant
+    days = VALIDITY.days
+    send_mail(invitation.email, f"Pass Numérique : invitation à rejoindre {tenant.name}",
+              f"Bonjour,\n\nVous êtes invité(e) à rejoindre l'espace « {tenant.name} » du portail "
+              f"Pass Numérique avec le rôle « {invitation.role.label} ».\n\n"
+              f"Pour accepter, ouvrez ce lien (valable {days} jours, utilisable une seule fois) :\n"
+              f"{invitation_url(raw_token)}\n\n"
+              "Si vous ne vous attendiez pas à cette invitation, ignorez ce message.")

@@ -28,6 +28,47 @@ def healthz():
     return jsonify({"status": "ok", "database": "ok"})
 
 
+@bp.route("/readyz")
+@public
+def readyz():
+    """Readiness: database, Redis (the job queue) and queue depth; 503 when not ready."""
+    from portal.jobs import get_queue
+    body, ready = {"status": "ok"}, True
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        body["database"] = "ok"
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        body["database"], ready = "injoignable", False
+    queue = get_queue()
+    body["queue"] = queue.name
+    try:
+        queue.ping()
+        body["redis"] = "ok" if current_app.config["REDIS_URL"] else "non utilisé (tâches en ligne)"
+        body["queue_depth"] = queue.depth()
+    except Exception:           # redis.exceptions.ConnectionError, TimeoutError…
+        body["redis"], ready = "injoignable", False
+    if not ready:
+        body["status"] = "indisponible"
+    return jsonify(body), 200 if ready else 503
+
+
+@bp.route("/metrics")
+@public
+def prometheus_metrics():
+    """Prometheus metrics, only from METRICS_ALLOWED_IPS or with METRICS_TOKEN (404 otherwise)."""
+    from flask import Response, abort
+
+    from portal.jobs import get_queue
+    from portal.observability import metrics
+    config = current_app.config
+    if not metrics.allowed(request.remote_addr, request.headers.get("Authorization", ""),
+                           config["METRICS_TOKEN"], config["METRICS_ALLOWED_IPS"]):
+        abort(404)
+    data, content_type = metrics.render(get_queue())
+    return Response(data, content_type=content_type)
+
+
 def _guarded_lookup(find):
     """Run a pass lookup; count every refusal (no secret, wrong secret,
     unknown) per IP and refuse after too many."""

@@ -14,6 +14,9 @@ run_leg() {
   PORTAL_TEST_DB=$leg $PY -m pytest -q -p no:cacheprovider "${args[@]}"
 }
 
+bash scripts/static-checks.sh
+static_rc=$?
+
 run_leg sqlite
 sqlite_rc=$?
 
@@ -34,6 +37,7 @@ else
 fi
 
 echo "==================== legs ===================="
+echo "Static checks:  $([ $static_rc -eq 0 ] && echo passed || echo FAILED)"
 echo "SQLite leg:     $([ $sqlite_rc -eq 0 ] && echo passed || echo FAILED)"
 echo "PostgreSQL leg: $pg_status"
-[ $sqlite_rc -eq 0 ] && [ $pg_rc -eq 0 ]
+[ $static_rc -eq 0 ] && [ $sqlite_rc -eq 0 ] && [ $pg_rc -eq 0 ]

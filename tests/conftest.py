@@ -146,7 +146,6 @@ def leg(tmp_path_factory):
 def _app_fixture(leg, tmp_path, demo: bool, **overrides):
     url = leg.new_database(demo, tmp_path)
     overrides.setdefault("PRINT_DIR", str(tmp_path / "prints"))
-    overrides.setdefault("PRINT_JOBS_INLINE", True)
     app = make_app(url, **overrides)
     yield app
     from portal.extensions import db

@@ -554,7 +554,7 @@ def test_operateur_dashboard_is_scoped_and_gated(app, browser_factory):
     csv_text = admin.get(f"/structure/{OPERATEURS[0]}/tableau-de-bord/releves.csv").text
     assert len(csv_text.strip().splitlines()) == 2 + len(mine)            # header, rows, total
     total = tables.Column("c", "c", "eur").csv(sum(mine.values()))
-    assert csv_text.strip().splitlines()[-1].startswith(f"Total;;") and f";{total};" in csv_text
+    assert csv_text.strip().splitlines()[-1].startswith("Total;;") and f";{total};" in csv_text
     agent = browser_factory().login(f"operateur.{OPERATEURS[0]}")
     assert agent.get(f"/structure/{OPERATEURS[0]}/tableau-de-bord").status_code == 200
     # Another opérateur's dashboard, panels and exports: not found.

@@ -27,6 +27,9 @@ def test_production_reads_secrets_and_database_url(monkeypatch):
     monkeypatch.setenv("PASS_MAC_KEYS", "K1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVg==")
     monkeypatch.setenv("LEDGER_HMAC_KEY", "bGVkZ2VyLWtleS1mcm9tLWVudg==")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/pn")
+    with pytest.raises(ConfigError, match="REDIS_URL is not set"):
+        load_config()                      # production refuses to start without a job queue
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
     config = load_config()
     assert config["SECRET_KEY"] == "s3cr3t"
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/pn"

@@ -36,7 +36,7 @@ name needs new_end new_password next note partial_last_tranche party pass_count 
 payment_reference pentecost_worked programme_id quantity ranges reason received_carnets
 reference referent_email referent_name referent_phone request_token revoked_on
 scope_contre_paiement scope_distribution serial signatory signed_on starts_on structure_id
-summary target_public target_publics verdict""".split())
+summary target_public target_publics verdict full_name role csv_text confirm""".split())
 PLAUSIBLE = {name: "1" for name in FIELDS}
 QUERY_NAMES = ["debut", "fin", "next", "page", "q", "programme", "format"]
 

@@ -285,18 +285,14 @@ def test_no_carnet_is_an_error():
     assert out.getvalue() == b""
 
 
-def test_helvetica_fallback_when_dejavu_is_absent(monkeypatch, two_carnets):
+def test_missing_fonts_are_an_error_not_a_fallback(monkeypatch, two_carnets):
     monkeypatch.setattr(carnets_mod, "FONT_DIR", "/nonexistent")
     carnets_mod._fonts.cache_clear()
     try:
-        out = io.BytesIO()
-        assert render_carnets_pdf(two_carnets[:1], out) == 1
+        with pytest.raises(carnets_mod.MissingFonts, match="fonts-dejavu-core"):
+            render_carnets_pdf(two_carnets[:1], io.BytesIO())
     finally:
         carnets_mod._fonts.cache_clear()
-    assert b"Helvetica" in out.getvalue()
-    text = _norm(_pdftotext(out.getvalue()))
-    assert "Métropole du Grand Paris" in text
-    assert "10,00 €" in text
 
 
 # --------------------------------------------------------------------------

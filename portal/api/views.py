@@ -12,6 +12,7 @@ from portal.domain import accounts, operateurs, scanning
 from portal.domain.errors import DomainError, InvalidInput, NotFound
 from portal.domain.permissions import Permission
 from portal.extensions import db
+from portal.observability import metrics
 from portal.models import Channel, Membership, Scan
 from portal.web.gate import current_tenant
 
@@ -114,6 +115,7 @@ def consume():
 
     def run():
         outcome = scanning.consume_once(db.session, data, _scanner(payload), key)
+        metrics.count_scan(outcome)
         if outcome.error is not None and isinstance(outcome.error, (NotFound, InvalidInput)):
             raise outcome.error
         return outcome

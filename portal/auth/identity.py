@@ -13,6 +13,10 @@ from portal.extensions import db, htmx, login_manager
 from portal.models import AuthSession, User
 
 
+# Activity is written at most once a minute per session (not on every request).
+TOUCH_EVERY_SECONDS = 60
+
+
 class SignedInUser(UserMixin):
     def __init__(self, user: User, session_id: str):
         self.user = user
@@ -44,6 +48,19 @@ def load_user(session_id: str):
     ).first()
     if row is None:
         return None
+    from portal.models import utcnow
+    from portal.web import sessions
+    auth, now = row.AuthSession, utcnow()
+    if sessions.is_expired(auth, now):
+        # Inactivity or absolute lifetime reached (issue 13): the row goes,
+        # so the cookie is worthless from now on.
+        db.session.execute(sa.delete(AuthSession).where(AuthSession.id == auth.id))
+        db.session.commit()
+        return None
+    if (now - auth.last_seen_at).total_seconds() > TOUCH_EVERY_SECONDS:
+        db.session.execute(sa.update(AuthSession).where(AuthSession.id == auth.id)
+                           .values(last_seen_at=now))
+        db.session.commit()
     return SignedInUser(row.User, row.AuthSession.id)
 
 

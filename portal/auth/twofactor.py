@@ -17,7 +17,7 @@ from flask_login import current_user, login_user
 from portal.auth import totp
 from portal.auth.identity import SignedInUser
 from portal.domain import accounts
-from portal.domain.errors import InvalidInput
+from portal.domain.errors import InvalidInput, TooManyAttempts
 from portal.extensions import db
 from portal.security import twofactor
 from portal.security.throttle import Throttle
@@ -75,6 +75,8 @@ def _expired():
 def finish_login(user) -> str:
     """Open the sign-in session; returns where to go next."""
     next_url = (session.get(PENDING_KEY) or {}).get("n") or url_for("auth.spaces")
+    from portal.web.sessions import purge_expired
+    purge_expired()
     auth = accounts.open_session(db.session, user, request.user_agent.string)
     db.session.commit()
     session.clear()
@@ -84,7 +86,17 @@ def finish_login(user) -> str:
 
 
 def _check_throttle(user):
-    _throttle().check(second_factor=str(user.id))
+    try:
+        _throttle().check(second_factor=str(user.id))
+    except TooManyAttempts:
+        _journal(user, "signin.locked")
+        raise
+
+
+def _journal(user, action: str) -> None:
+    """Wrong second-factor codes and lockouts go to the action journal (issue 13)."""
+    from portal.auth.views import journal_signin
+    journal_signin(action, user.email, step="second facteur")
 
 
 @bp.route("/connexion/verification", methods=["GET", "POST"])
@@ -102,6 +114,7 @@ def verify():
         except InvalidInput as error:
             db.session.rollback()
             _throttle().failure(second_factor=str(user.id))
+            _journal(user, "signin.failed")
             return render("auth/second_factor.html", status_code=422, error=error.message)
         _throttle().reset(second_factor=str(user.id))
         target = finish_login(user)

@@ -10,8 +10,9 @@ from flask_login import current_user, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from portal.domain import accounts
-from portal.domain.errors import InvalidInput
+from portal.domain.errors import InvalidInput, TooManyAttempts
 from portal.extensions import db
+from portal.jobs import enqueue
 from portal.mail import send_mail
 from portal.auth import twofactor as second_factor
 from portal.auth.identity import SignedInUser
@@ -41,6 +42,21 @@ def _client_ip() -> str:
     return request.remote_addr or "inconnue"
 
 
+def journal_signin(action: str, email: str, *, step: str | None = None) -> None:
+    """Sign-in failures and lockouts go to the journal of each tenant the
+    account belongs to (an unknown address: to #APTIC's, which reads all).
+    Committed at once: the error response rolls back."""
+    from portal.domain import journal
+    user = accounts.find_user(db.session, email)
+    tenant_ids = [m.tenant_id for m in accounts.memberships_of(db.session, user.id)] if user else []
+    for tenant_id in tenant_ids or [None]:
+        journal.record(db.session, action=action, actor=None, tenant_id=tenant_id,
+                       target="compte", target_id=user.id if user else None,
+                       after={"email": email[:254], **({"étape": step} if step else {})},
+                       ip=_client_ip())
+    db.session.commit()
+
+
 @bp.route("/")
 @public
 def index():
@@ -59,22 +75,55 @@ def login():
     password = request.form.get("password", "")[:256]
     ip = _client_ip()
     keys = {"per_ip": ip, "per_account_ip": f"{email}|{ip}", "per_account": email}
-    throttle.check(**keys)
+    try:
+        throttle.check(**keys)
+    except TooManyAttempts:
+        journal_signin("signin.locked", email)
+        raise
     user = accounts.authenticate(db.session, email, password)
     if user is None:
         throttle.failure(**keys)
+        journal_signin("signin.failed", email)
         return render("auth/login.html", status_code=401, email=email,
                       next=_safe_next(request.form.get("next")),
                       error="Adresse électronique ou mot de passe incorrect.")
     throttle.reset(per_account_ip=f"{email}|{ip}")
     if twofactor.required(db.session, user):
         return second_factor.begin(user, _safe_next(request.form.get("next")))
+    from portal.web.sessions import purge_expired
+    purge_expired()
     auth = accounts.open_session(db.session, user, request.user_agent.string)
     db.session.commit()
     session.clear()
     session.permanent = True
     login_user(SignedInUser(user, auth.id))
     return redirect(_safe_next(request.form.get("next")) or url_for("auth.spaces"), code=303)
+
+
+@bp.route("/confirmer-mot-de-passe", methods=["GET", "POST"])
+@authenticated
+def confirm_password():
+    """Sensitive actions ask for the password again after a few minutes
+    (issue 13 item 7, ``portal.web.sessions``)."""
+    next_url = _safe_next(request.values.get("next")) or url_for("auth.spaces")
+    if "\\" in next_url:
+        next_url = url_for("auth.spaces")
+    error = None
+    if request.method == "POST":
+        throttle = current_app.extensions["throttle"]
+        email, ip = current_user.email, _client_ip()
+        keys = {"per_ip": ip, "per_account_ip": f"{email}|{ip}", "per_account": email}
+        throttle.check(**keys)
+        if accounts.authenticate(db.session, email, request.form.get("password", "")[:256]) is None:
+            throttle.failure(**keys)
+            error = "Mot de passe incorrect."
+        else:
+            accounts.confirm_password(db.session, current_user.session_id)
+            db.session.commit()
+            flash("Mot de passe confirmé : vous pouvez reprendre votre action.", "success")
+            return redirect(next_url, code=303)
+    return render("auth/confirm_password.html", status_code=422 if error else 200,
+                  next=next_url, errors={"password": error} if error else {})
 
 
 @bp.route("/deconnexion", methods=["POST"])
@@ -129,6 +178,21 @@ def _reset_fingerprint(user) -> str:
     return user.password_hash[-16:]
 
 
+def send_reset_link(email: str) -> bool:
+    """Job ``auth.password_reset``: mail a reset link if an active account has this address."""
+    user = accounts.find_user(db.session, email)
+    if user is None or not user.is_active:
+        return False
+    token = _reset_serializer().dumps({"u": user.id, "f": _reset_fingerprint(user)})
+    link = url_for("auth.reset_password", token=token, _external=True)
+    minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
+    send_mail(user.email, "Pass Numérique : réinitialisation de votre mot de passe",
+              f"Bonjour {user.full_name},\n\nPour choisir un nouveau mot de passe, "
+              f"ouvrez ce lien (valable {minutes} minutes) :\n{link}\n\n"
+              "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message.")
+    return True
+
+
 @bp.route("/mot-de-passe-oublie", methods=["GET", "POST"])
 @public
 def forgot_password():
@@ -137,15 +201,9 @@ def forgot_password():
         throttle = current_app.extensions["throttle"]
         throttle.check(per_ip=_client_ip())
         throttle.failure(per_ip=_client_ip())  # every request counts against the IP
-        user = accounts.find_user(db.session, email)
-        if user is not None and user.is_active:
-            token = _reset_serializer().dumps({"u": user.id, "f": _reset_fingerprint(user)})
-            link = url_for("auth.reset_password", token=token, _external=True)
-            minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
-            send_mail(user.email, "Pass Numérique : réinitialisation de votre mot de passe",
-                      f"Bonjour {user.full_name},\n\nPour choisir un nouveau mot de passe, "
-                      f"ouvrez ce lien (valable {minutes} minutes) :\n{link}\n\n"
-                      "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message.")
+        # Same work and time whether or not the account exists: the request only
+        # enqueues; the job looks the account up and sends only if it exists.
+        enqueue("auth.password_reset", email)
         flash("Si un compte correspond à cette adresse, un lien de réinitialisation "
               "vient d'y être envoyé.", "info")
         return redirect(url_for("auth.login"), code=303)

@@ -84,11 +84,28 @@ def add_membership(session: Session, user: User, tenant: Tenant, role: Role) -> 
 
 
 def open_session(session: Session, user: User, user_agent: str = "") -> AuthSession:
+    """A sign-in session; the password (or invitation) was just given, so it
+    counts as a fresh confirmation for sensitive actions."""
+    now = utcnow()
     auth = AuthSession(id=secrets.token_urlsafe(32), user_id=user.id,
-                       user_agent=(user_agent or "")[:200])
+                       user_agent=(user_agent or "")[:200], created_at=now,
+                       last_seen_at=now, password_confirmed_at=now)
     session.add(auth)
     session.flush()
     return auth
+
+
+def purge_expired_sessions(session: Session, *, idle, absolute, now=None) -> int:
+    """Delete the sign-in sessions past their inactivity or absolute limit."""
+    now = now or utcnow()
+    return session.execute(sa.delete(AuthSession).where(sa.or_(
+        AuthSession.last_seen_at <= now - idle,
+        AuthSession.created_at <= now - absolute))).rowcount
+
+
+def confirm_password(session: Session, session_id: str, now=None) -> None:
+    session.execute(sa.update(AuthSession).where(AuthSession.id == session_id)
+                    .values(password_confirmed_at=now or utcnow()))
 
 
 def close_session(session: Session, session_id: str) -> None:

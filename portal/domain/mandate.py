@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal.domain import journal
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
@@ -170,6 +171,10 @@ def grant_habilitation(session: Session, mandate: Mandate, *, user: User, struct
                                 starts_on=starts_on, ends_on=ends_on, granted_by_id=actor.user_id)
     session.add(habilitation)
     session.flush()
+    journal.record(session, action="habilitation.granted", actor=actor, tenant_id=structure.id,
+                   target="habilitation", target_id=habilitation.id,
+                   after={"agent": user.email, "du": starts_on, "au": ends_on,
+                          "mandat": mandate.reference})
     return habilitation
 
 
@@ -183,6 +188,9 @@ def revoke_habilitation(session: Session, habilitation: Habilitation, *, on: dt.
     habilitation.revoked_on, habilitation.revocation_reason = on, reason[:500]
     habilitation.revoked_by_id = actor.user_id
     session.flush()
+    journal.record(session, action="habilitation.revoked", actor=actor,
+                   tenant_id=habilitation.structure_id, target="habilitation",
+                   target_id=habilitation.id, after={"le": on, "motif": reason[:500]})
     return habilitation
 
 
@@ -264,6 +272,9 @@ def decide_request(session: Session, request: HabilitationRequest, *, grant: boo
         if not reason:
             raise InvalidInput("Un refus est toujours motivé : indiquez le motif.", field="reason")
         request.status = RequestStatus.REFUSEE
+        journal.record(session, action="habilitation.refused", actor=actor,
+                       tenant_id=request.structure_id, target="demande d'habilitation",
+                       target_id=request.id, after={"motif": reason[:500]})
     request.reason = (reason or "").strip()[:500]
     request.decided_by_id, request.decided_at = actor.user_id, utcnow()
     session.flush()

@@ -13,6 +13,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal.domain import journal
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.permissions import TenantKind
@@ -125,6 +126,10 @@ def set_qualification(session: Session, structure: Tenant, to: Qualification, *,
     reason = (reason or "").strip()
     if to is not Qualification.QUALIFIE and not reason:
         raise InvalidInput("Indiquez le motif de la décision.", field="reason")
+    journal.record(session, action="qualification.decided", actor=actor, tenant_id=structure.id,
+                   target="lieu", target_id=structure.id,
+                   before={"qualification": profile.qualification.label},
+                   after={"qualification": to.label, "motif": reason[:500]})
     profile.qualification = to
     profile.qualification_changed_at = now
     profile.qualification_reason = reason[:500]
@@ -144,6 +149,9 @@ def approve_by_commune(session: Session, commune: Tenant, structure: Tenant, *, 
     profile.commune_approved_at = (now or utcnow()) if approve else None
     profile.commune_approved_by_id = actor.user_id if approve else None
     session.flush()
+    journal.record(session, action="operateur.commune_decision", actor=actor,
+                   tenant_id=structure.id, target="lieu", target_id=structure.id,
+                   after={"approuvé par la commune": "oui" if approve else "non"})
     return profile
 
 
@@ -228,6 +236,9 @@ def review_bank_details(session: Session, details: BankDetails, *, accept: bool,
     details.reviewed_by_id = actor.user_id
     details.review_reason = (reason or "").strip()[:500]
     session.flush()
+    journal.record(session, action="iban.reviewed", actor=actor, tenant_id=details.structure_id,
+                   target="coordonnées bancaires", target_id=details.id,
+                   after={"décision": details.status.label, "motif": details.review_reason})
     return details
 
 

@@ -120,6 +120,8 @@ class Permission(str, enum.Enum):
     GENERATE_REPORTS = "generate_reports"        # MGP: monthly report (convention art. 9)
     WRITE_EXPERIENCE = "write_experience"        # référent: retour d'expérience (art. 9)
     MANAGE_HUB_NETWORK = "manage_hub_network"    # Hub: facilitateurs, trainings
+    # Issue 13: the action journal of the tenant (and of what it oversees).
+    READ_JOURNAL = "read_journal"
 
 
 P = Permission
@@ -157,6 +159,56 @@ ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.GENERATE_REPORTS}
 ROLE_PERMISSIONS[Role.REFERENT] |= {P.WRITE_EXPERIENCE}
 ROLE_PERMISSIONS[Role.HUB_AGENT] |= {P.MANAGE_HUB_NETWORK}
 ROLE_PERMISSIONS[Role.HUB_ADMIN] |= {P.MANAGE_HUB_NETWORK}
+# Action journal (issue 13): every administrator reads their tenant's journal.
+for _role in (Role.MGP_ADMIN, Role.REFERENT, Role.HUB_ADMIN, Role.APTIC_ADMIN,
+              Role.OPERATEUR_ADMIN):
+    ROLE_PERMISSIONS[_role] |= {P.READ_JOURNAL}
+
+
+# What each permission lets a member do, in French (README rights table).
+PERMISSION_LABELS = {
+    P.VIEW_TENANT: "Voir l'espace de l'organisation et ses tableaux de bord",
+    P.MANAGE_MEMBERS: "Inviter, changer le rôle et retirer des membres",
+    P.READ_JOURNAL: "Lire et exporter le journal des actions",
+    P.MANAGE_PROGRAMMES: "Gérer les programmes (dispositifs)",
+    P.CONFIRM_TRANCHES: "Confirmer les tranches",
+    P.ORDER_SANCTIONS: "Décider des sanctions",
+    P.MANAGE_CONVENTIONS: "Gérer les conventions avec les communes",
+    P.END_OF_VALIDITY: "Valider le blocage en fin de validité",
+    P.GENERATE_REPORTS: "Produire les rapports mensuels",
+    P.FOLLOW_CONVENTION: "Suivre la convention de la commune",
+    P.REQUEST_TRANCHE: "Demander une tranche",
+    P.CONFIRM_RECEPTION: "Confirmer la réception des carnets",
+    P.SPLIT_CARNETS: "Répartir les carnets entre structures",
+    P.DESIGNATE_REFERENT: "Désigner le référent",
+    P.REQUEST_HABILITATION: "Demander des habilitations de prescripteurs",
+    P.APPROVE_OPERATEURS: "Approuver les lieux de son territoire",
+    P.WRITE_EXPERIENCE: "Rédiger le retour d'expérience",
+    P.GIVE_HUB_OPINION: "Donner l'avis du Hub",
+    P.MANAGE_HUB_NETWORK: "Gérer le réseau du Hub (facilitateurs, formations)",
+    P.ISSUE_PASS: "Émettre des pass (commandes, impression)",
+    P.SHIP_CARNETS: "Expédier des carnets",
+    P.HABILITATE_AGENTS: "Habiliter des prescripteurs",
+    P.QUALIFY_OPERATEURS: "Qualifier des opérateurs",
+    P.CLOSE_MONTH: "Clôturer le mois, valider et payer les relevés",
+    P.MANAGE_MANDATES: "Gérer les mandats",
+    P.RENDER_ACCOUNTS: "Rendre compte (reddition)",
+    P.BLOCK_PASS: "Faire opposition sur des pass perdus ou volés",
+    P.HAND_OUT_PASS: "Remettre des pass (avec une habilitation valide)",
+    P.SCAN_PASS: "Scanner des pass",
+    P.MANAGE_STRUCTURE: "Gérer la structure (services, coordonnées bancaires, jetons d'API)",
+}
+
+
+def rights_table_markdown() -> str:
+    """The README's table of what each role can do (a test keeps it true)."""
+    lines = ["| Rôle | Organisation | Peut |", "|---|---|---|"]
+    for role in Role:
+        rights = [PERMISSION_LABELS.get(p, p.value) for p in Permission
+                  if p in ROLE_PERMISSIONS[role]]
+        lines.append(f"| {role.label} (`{role.value}`) | {role.tenant_kind.label} | "
+                     + " ; ".join(rights) + " |")
+    return "\n".join(lines)
 
 
 def permissions_of(role: Role | str) -> frozenset[Permission]:
@@ -165,4 +217,5 @@ def permissions_of(role: Role | str) -> frozenset[Permission]:
 
 def roles_for_kind(kind: TenantKind) -> list[Role]:
     return [r for r in Role if ROLE_KIND[r] is kind]
+
 

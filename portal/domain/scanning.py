@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import anomalies, custody, keys, passcheck, serials
+from portal.domain import anomalies, custody, passcheck
 from portal.domain.errors import Conflict, DomainError, Gone, InvalidInput, NotAllowed, NotFound
 from portal.domain.ledger import Actor
 from portal.formatting import PARIS, format_date, format_datetime

@@ -18,7 +18,7 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import custody, operateurs
+from portal.domain import custody, journal, operateurs
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
 from portal.formatting import PARIS, format_datetime, format_eur
@@ -88,7 +88,8 @@ def close_month(session: Session, period: str, *, now: dt.datetime | None = None
 
 
 def add_correction(session: Session, statement: Statement, *, amount_cents: int, label: str,
-                   corrects_line_id: int | None = None) -> StatementLine:
+                   corrects_line_id: int | None = None, actor: Actor | None = None
+                   ) -> StatementLine:
     """A correction is a new line (positive or negative) on a draft."""
     if statement.status is not StatementStatus.BROUILLON:
         raise Conflict("Un relevé validé ne se modifie pas : ajoutez la correction au relevé "
@@ -102,6 +103,9 @@ def add_correction(session: Session, statement: Statement, *, amount_cents: int,
                          occurred_at=utcnow())
     session.add(line)
     session.flush()
+    journal.record(session, action="statement.corrected", actor=actor,
+                   tenant_id=statement.structure_id, target="relevé", target_id=statement.id,
+                   after={"montant (centimes)": amount_cents, "motif": label.strip()[:300]})
     session.refresh(statement)
     return line
 
@@ -137,6 +141,10 @@ def validate(session: Session, statement: Statement, *, actor: Actor) -> Stateme
     statement.validated_at = utcnow()
     statement.validated_by_id = actor.user_id
     session.flush()
+    journal.record(session, action="statement.validated", actor=actor,
+                   tenant_id=statement.structure_id, target="relevé", target_id=statement.id,
+                   before={"état": StatementStatus.BROUILLON.label},
+                   after={"état": statement.status.label})
     return statement
 
 
@@ -154,6 +162,9 @@ def mark_paid(session: Session, statement: Statement, *, bank_reference: str, pa
     statement.paid_on = paid_on
     statement.paid_recorded_by_id = actor.user_id
     session.flush()
+    journal.record(session, action="statement.paid", actor=actor,
+                   tenant_id=statement.structure_id, target="relevé", target_id=statement.id,
+                   after={"référence": statement.bank_reference, "payé le": paid_on})
     return statement
 
 

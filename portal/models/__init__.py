@@ -21,3 +21,5 @@ from portal.models.reporting import (  # noqa: F401
     ExperienceReport, ExperienceStatus, Facilitateur, FlowCount, FollowUpMeeting, MonthlyReport,
     PositionCount, Training)
 from portal.models.security import RecoveryCode, TotpCredential  # noqa: F401
+from portal.models.duties import DutyRun  # noqa: F401
+from portal.models.accounts import Invitation, JournalEntry  # noqa: F401

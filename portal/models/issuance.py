@@ -224,6 +224,10 @@ class PrintJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Written by the worker with each progress step: a job « en cours » whose
+    # heartbeat is older than JOB_STALE_SECONDS lost its worker (printing.jobs.reap_stale).
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
     programme: Mapped[Programme] = relationship()
 

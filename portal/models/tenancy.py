@@ -85,6 +85,10 @@ class Membership(Base):
     def permissions(self) -> frozenset[Permission]:
         return permissions_of(self.role)
 
+    @classmethod
+    def tenant_clause(cls, tenant):
+        return cls.tenant_id == tenant.id
+
 
 class AuthSession(Base):
     """One signed-in browser. Deleting the row signs that browser out, even if
@@ -96,5 +100,9 @@ class AuthSession(Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     user_agent: Mapped[str] = mapped_column(sa.String(200), default="")
+    # Issue 13: inactivity expiry and the last time the password was typed
+    # (sensitive actions ask for it again after a few minutes).
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    password_confirmed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     user: Mapped[User] = relationship()

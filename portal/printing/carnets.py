@@ -141,27 +141,36 @@ class _Fonts:
     bold: str
 
 
+class MissingFonts(RuntimeError):
+    """The fonts the PDFs need are not installed: an error, never a silent
+    fallback (Helvetica has no U+202F, the no-break space of French amounts)."""
+
+
+def check_fonts() -> None:
+    missing = [name for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf")
+               if not os.path.exists(os.path.join(FONT_DIR, name))]
+    if missing:
+        raise MissingFonts(f"Fonts missing in {FONT_DIR}: {', '.join(missing)}. Install the "
+                           "Debian package fonts-dejavu-core (scripts/system-deps.sh).")
+
+
 @lru_cache(maxsize=1)
 def _fonts() -> _Fonts:
-    """Register DejaVu Sans (accents, €, no-break spaces); else Helvetica."""
+    """Register DejaVu Sans (accents, €, no-break spaces); raise MissingFonts if absent."""
+    check_fonts()
     regular = os.path.join(FONT_DIR, "DejaVuSans.ttf")
     bold = os.path.join(FONT_DIR, "DejaVuSans-Bold.ttf")
-    if not (os.path.exists(regular) and os.path.exists(bold)):
-        return _Fonts("Helvetica", "Helvetica-Bold")
-    try:
-        if "DejaVuSans" not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(TTFont("DejaVuSans", regular))
-        if "DejaVuSans-Bold" not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", bold))
-        pdfmetrics.registerFontFamily(
-            "DejaVuSans",
-            normal="DejaVuSans",
-            bold="DejaVuSans-Bold",
-            italic="DejaVuSans",
-            boldItalic="DejaVuSans-Bold",
-        )
-    except Exception:  # pragma: no cover - unreadable font file
-        return _Fonts("Helvetica", "Helvetica-Bold")
+    if "DejaVuSans" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("DejaVuSans", regular))
+    if "DejaVuSans-Bold" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", bold))
+    pdfmetrics.registerFontFamily(
+        "DejaVuSans",
+        normal="DejaVuSans",
+        bold="DejaVuSans-Bold",
+        italic="DejaVuSans",
+        boldItalic="DejaVuSans-Bold",
+    )
     return _Fonts("DejaVuSans", "DejaVuSans-Bold")
 
 

@@ -1,13 +1,16 @@
 """Print jobs: carnets of a serial range rendered to PDF in the background.
 
 The job row holds the progress, so any web worker can show it; the PDF is
-written under ``instance/prints/``. No Flask here: the web layer starts
-``run_print_job`` in a thread (or inline in tests).
+written under ``PRINT_DIR``. No Flask here: the job queue (``portal.jobs``,
+task ``print.carnets``) runs ``run_print_job`` in a worker; ``reap_stale``
+finds jobs whose worker died.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -78,20 +81,48 @@ def printable_carnets(session: Session, programme: Programme, first: int, last: 
             yield current
 
 
-def run_print_job(session: Session, job_id: int, base_url: str, directory: Path) -> None:
-    """Render the job's PDF, committing progress after each carnet batch."""
-    job = session.get(PrintJob, job_id)
-    job.status = PrintJobStatus.EN_COURS
+# A job « en cours » whose heartbeat is older than this lost its worker (killed, host lost).
+STALE_SECONDS = 90
+# Attempts before a job whose worker died is reported failed instead of run again.
+MAX_ATTEMPTS = 3
+INTERRUPTED = ("L'impression a été interrompue : le processus qui la traitait s'est arrêté "
+               "({attempts} tentative(s)). Relancez l'impression.")
+
+
+def run_print_job(session: Session, job_id: int, base_url: str, directory: Path, *,
+                  stale_seconds: int = STALE_SECONDS) -> None:
+    """Render the job's PDF, committing progress (and a heartbeat) as it goes.
+
+    Idempotent: a job already finished is left alone; a job run again after
+    its worker died renders from scratch; a job another worker is running
+    (fresh heartbeat) is left to it. The PDF is written to a temporary file
+    renamed at the end, so a half-written PDF is never served."""
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=stale_seconds)
+    claimed = session.execute(
+        sa.update(PrintJob).where(PrintJob.id == job_id, sa.or_(
+            PrintJob.status == PrintJobStatus.EN_ATTENTE,
+            sa.and_(PrintJob.status == PrintJobStatus.EN_COURS,
+                    sa.or_(PrintJob.heartbeat_at.is_(None), PrintJob.heartbeat_at < stale))))
+        .values(status=PrintJobStatus.EN_COURS, heartbeat_at=now, done=0,
+                attempts=PrintJob.attempts + 1)
+        .execution_options(synchronize_session=False)).rowcount
     session.commit()
+    if not claimed:
+        log.info("print job %s finished or running elsewhere: nothing to do", job_id)
+        return
+    job = session.get(PrintJob, job_id)
+    session.refresh(job)
     Path(directory).mkdir(parents=True, exist_ok=True)
     target = job_path(directory, job_id)
-    partial = target.with_suffix(".part")
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
     last_commit = [dt.datetime.now()]
 
     def progress(done: int, total: int) -> None:
         now = dt.datetime.now()
         if done == total or (now - last_commit[0]).total_seconds() > 0.5:
-            session.execute(sa.update(PrintJob).where(PrintJob.id == job_id).values(done=done))
+            session.execute(sa.update(PrintJob).where(PrintJob.id == job_id).values(
+                done=done, heartbeat_at=utcnow()))
             session.commit()
             last_commit[0] = now
 
@@ -102,9 +133,10 @@ def run_print_job(session: Session, job_id: int, base_url: str, directory: Path)
                 printable_carnets(session, programme, job.first_carnet, job.last_carnet,
                                   base_url, job.commune_name),
                 out, progress=progress, total=job.total)
-        partial.replace(target)
+        os.replace(partial, target)      # atomic: the PDF is whole or absent
         session.execute(sa.update(PrintJob).where(PrintJob.id == job_id).values(
-            status=PrintJobStatus.TERMINE, done=job.total, finished_at=utcnow()))
+            status=PrintJobStatus.TERMINE, done=job.total, finished_at=utcnow(),
+            heartbeat_at=utcnow(), error=""))
         session.commit()
     except Exception as error:  # the job row must say it failed, whatever happened
         log.exception("print job %s failed", job_id)
@@ -114,3 +146,40 @@ def run_print_job(session: Session, job_id: int, base_url: str, directory: Path)
             status=PrintJobStatus.ECHEC, error=f"Échec de l'impression ({type(error).__name__}).",
             finished_at=utcnow()))
         session.commit()
+
+
+def reap_stale(session: Session, *, stale_seconds: int = STALE_SECONDS,
+               max_attempts: int = MAX_ATTEMPTS, job_id: int | None = None,
+               requeue=None, now: dt.datetime | None = None) -> int:
+    """Find jobs « en cours » whose worker stopped sending heartbeats: run
+    them again (``requeue(job_id)``) while attempts remain, otherwise mark
+    them failed with a French message. Never leaves a job « en cours »
+    forever. Returns the number of jobs handled."""
+    limit = (now or utcnow()) - dt.timedelta(seconds=stale_seconds)
+    query = sa.select(PrintJob).where(
+        PrintJob.status == PrintJobStatus.EN_COURS,
+        sa.or_(PrintJob.heartbeat_at.is_(None), PrintJob.heartbeat_at < limit))
+    if job_id is not None:
+        query = query.where(PrintJob.id == job_id)
+    handled = 0
+    for job in session.execute(query).scalars().all():
+        retry = requeue is not None and job.attempts < max_attempts
+        values = ({"status": PrintJobStatus.EN_ATTENTE, "heartbeat_at": utcnow()} if retry else
+                  {"status": PrintJobStatus.ECHEC, "finished_at": utcnow(),
+                   "error": INTERRUPTED.format(attempts=job.attempts)})
+        # Conditional: a worker that comes back to life (or another reaper) wins the race.
+        won = session.execute(
+            sa.update(PrintJob).where(PrintJob.id == job.id,
+                                      PrintJob.status == PrintJobStatus.EN_COURS,
+                                      PrintJob.heartbeat_at == job.heartbeat_at
+                                      if job.heartbeat_at is not None
+                                      else PrintJob.heartbeat_at.is_(None))
+            .values(**values).execution_options(synchronize_session=False)).rowcount
+        session.commit()
+        if won:
+            handled += 1
+            log.warning("print job %s lost its worker: %s", job.id,
+                        "run again" if retry else "reported failed")
+            if retry:
+                requeue(job.id)
+    return handled

@@ -67,7 +67,7 @@ def render_attestation_pdf(statement, out) -> None:
     pdf.setFont(fonts.regular, 11)
     for text in (
             "#APTIC, mandataire de la Métropole du Grand Paris, atteste que l'opérateur",
-            f"ci-dessus a accepté {format_count(sum(1 for l in statement.lines if l.pass_id))} "
+            f"ci-dessus a accepté {format_count(sum(1 for line in statement.lines if line.pass_id))} "
             f"Pass Numérique au cours du mois {statement.period},",
             f"pour un montant total de {format_eur(statement.total_cents)}, versé au titre du "
             "contre-paiement.",

@@ -20,9 +20,25 @@ def reset_2fa_command(email):
     if user is None:
         raise click.ClickException(f"Aucun compte pour {email!r}.")
     twofactor.reset(db.session, user)
+    from portal.domain import accounts as account_rules, journal
+    for membership in account_rules.memberships_of(db.session, user.id):
+        journal.record(db.session, action="second_factor.reset", actor=None,
+                       tenant_id=membership.tenant_id, target="membre", target_id=user.id,
+                       after={"email": user.email})
     db.session.commit()
     click.echo(f"Double authentification réinitialisée pour {user.email} ; "
                "toutes ses sessions sont fermées.")
+
+
+@security_cli.command("purge-sessions")
+def purge_sessions_command():
+    """Delete the sign-in sessions past their inactivity or absolute limit
+    (SESSION_IDLE_MINUTES, SESSION_MAX_HOURS); sign-ins also do it."""
+    from portal.extensions import db
+    from portal.web.sessions import purge_expired
+    count = purge_expired()
+    db.session.commit()
+    click.echo(f"{count} session(s) expirée(s) supprimée(s).")
 
 
 @security_cli.command("demo-code")

@@ -1,19 +1,8 @@
 """Views every tenant kind has (members list), registered on each blueprint."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from portal.domain.permissions import Permission
 from portal.extensions import db
-from portal.models import Membership, Tenant, User
 from portal.web.gate import TenantBlueprint, current_tenant
-from portal.web.render import render
-
-
-def members_of(tenant: Tenant) -> list[Membership]:
-    return list(db.session.execute(
-        sa.select(Membership).join(User).where(Membership.tenant_id == tenant.id)
-        .options(sa.orm.contains_eager(Membership.user)).order_by(User.full_name)).scalars())
 
 
 def set_referent_from_form(convention):
@@ -30,9 +19,8 @@ def set_referent_from_form(convention):
 
 
 def add_common_views(bp: TenantBlueprint) -> None:
-    @bp.route("/membres", permission=Permission.MANAGE_MEMBERS)
-    def members():
-        return render("tenants/members.html", members=members_of(current_tenant()))
+    from portal.tenants import members as member_views
+    member_views.add_member_views(bp)
 
 
 def todo_items():

@@ -20,12 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+import logging
+
 from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
 
 from portal.domain.permissions import Permission, Role, TenantKind, permissions_of
 from portal.extensions import db, login_manager
 from portal.models import Membership, Tenant
+
+_gate_log = logging.getLogger("portal.gate")
 
 URL_SEGMENT = {
     TenantKind.METROPOLE: "metropole",
@@ -115,6 +119,21 @@ def access_rule(endpoint: str) -> Access | None:
     return getattr(view, "_access", None)
 
 
+def _log_refusal(status: int, reason: str) -> None:
+    """Every refusal of the gate is logged (and counted for /metrics)."""
+    from portal.observability import metrics
+    metrics.GATE_REFUSALS.labels(status=str(status)).inc()
+    user_id = current_user.get_id() if current_user else None
+    _gate_log.warning("gate refused %s %s: %s", request.method, request.path, reason,
+                      extra={"status": status, "endpoint": request.endpoint,
+                             "user_id": user_id, "reason": reason})
+
+
+def _refuse(status: int, reason: str):
+    _log_refusal(status, reason)
+    abort(status)
+
+
 def enforce_access():
     """``before_request`` hook: resolve the tenant and check the rule."""
     endpoint = request.endpoint
@@ -122,21 +141,22 @@ def enforce_access():
         return None
     rule = access_rule(endpoint)
     if rule is None:
-        abort(404)
+        _refuse(404, "no access rule")
     if rule.public:
         return None
     if rule.api:
         return _enforce_api_access(rule)
     if not current_user.is_authenticated:
+        _log_refusal(401, "not signed in")
         return login_manager.unauthorized()
     if rule.tenant_kind is None:
         return None
     slug = (request.view_args or {}).pop("tenant_slug", None)
     membership = load_membership(current_user.id, slug, rule.tenant_kind)
     if membership is None:
-        abort(404)
+        _refuse(404, "not a member of this tenant")
     if rule.permission not in membership.permissions:
-        abort(403)
+        _refuse(403, f"permission {rule.permission.value} missing")
     g.tenant = membership.tenant
     g.membership = membership
     return None
@@ -148,19 +168,21 @@ def _enforce_api_access(rule: Access):
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        _log_refusal(401, "API call without a bearer token")
         return error_response(401, "Authentification par jeton requise : en-tête "
                                    "« Authorization: Bearer <jeton> » (les cookies de session "
                                    "ne sont pas acceptés par l'API).",
                               headers={"WWW-Authenticate": 'Bearer realm="pass-numerique"'})
     found = api_tokens.resolve(db.session, token.strip())
     if found is None:
+        _log_refusal(401, "unknown or revoked API token")
         return error_response(401, "Jeton d'API inconnu ou révoqué.",
                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     api_token, structure = found
     if structure.kind is not rule.tenant_kind or not structure.is_operateur:
-        abort(403)
+        _refuse(403, "API token of a structure that is not an opérateur")
     if rule.permission not in permissions_of(ApiBlueprint.TOKEN_ROLE):
-        abort(403)
+        _refuse(403, f"permission {rule.permission.value} missing for API tokens")
     g.tenant = structure
     g.api_token = api_token
     g.membership = None

@@ -2,11 +2,10 @@
 facilitateurs), trainings and attendance, opinions given (art. 1, 4)."""
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import abort, flash, request, url_for
 
 from portal.domain import network
-from portal.domain.permissions import Permission, TenantKind
+from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.models import Tenant
 from portal.tenants.hub import bp

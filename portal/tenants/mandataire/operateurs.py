@@ -129,7 +129,8 @@ def statement_correction(statement_id: int):
     settlement.add_correction(db.session, statement,
                               amount_cents=forms.integer("amount_cents", "Montant (centimes)",
                                                          minimum=-10_000_000, maximum=10_000_000),
-                              label=forms.text("label", "Motif", max_length=300))
+                              label=forms.text("label", "Motif", max_length=300),
+                              actor=current_actor())
     db.session.commit()
     flash("Ligne de correction ajoutée.", "success")
     return redirect_to(url_for("mandataire.statement_page", statement_id=statement.id))

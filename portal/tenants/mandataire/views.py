@@ -1,8 +1,6 @@
 """Views of the #APTIC tenant: issuance (orders, activation, printing) and the ledger."""
 from __future__ import annotations
 
-import threading
-
 import sqlalchemy as sa
 from flask import abort, current_app, flash, send_file, url_for
 
@@ -10,6 +8,7 @@ from portal.domain import issuance, ledger
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.formatting import format_count
+from portal.jobs import enqueue
 from portal.models import LedgerEntry, PassOrder, PrintJob, PrintJobStatus, Programme
 from portal.printing import jobs
 from portal.tenants.common import todo_items
@@ -70,30 +69,17 @@ def create_print_job():
                           user_id=current_actor().user_id,
                           commune_name=forms.text("commune_name", "Commune", required=False))
     db.session.commit()
-    start_print_job(job.id)
+    enqueue("print.carnets", job.id)
     return redirect_to(url_for(".print_job", job_id=job.id))
-
-
-def start_print_job(job_id: int) -> None:
-    app = current_app._get_current_object()
-    base_url, directory = app.config["PASS_BASE_URL"], app.config["PRINT_DIR"]
-
-    def work():
-        with app.app_context():
-            try:
-                jobs.run_print_job(db.session, job_id, base_url, directory)
-            finally:
-                db.session.remove()
-
-    if app.config.get("PRINT_JOBS_INLINE"):
-        work()
-    else:
-        threading.Thread(target=work, name=f"print-job-{job_id}", daemon=True).start()
 
 
 @bp.route("/impressions/<int:job_id>", permission=Permission.VIEW_TENANT)
 def print_job(job_id: int):
     job = get_or_404(PrintJob, job_id)
+    if job.status is PrintJobStatus.EN_COURS and jobs.reap_stale(
+            db.session, stale_seconds=current_app.config["JOB_STALE_SECONDS"], job_id=job.id,
+            requeue=lambda jid: enqueue("print.carnets", jid)):
+        db.session.refresh(job)     # its worker died: queued again, or failed (French message)
     return render("tenants/mandataire/print_job.html",
                   partial="tenants/mandataire/_print_progress.html", job=job,
                   finished=job.status in (PrintJobStatus.TERMINE, PrintJobStatus.ECHEC))
@@ -132,3 +118,11 @@ def ledger_verification(programme_id: int):
     report = ledger.verify(db.session, programme.id)
     return render("tenants/_ledger_report.html", partial="tenants/_ledger_report.html",
                   report=report, programme=programme)
+
+
+@bp.route("/taches-planifiees", permission=Permission.VIEW_TENANT)
+def schedules_page():
+    """The scheduled duties: last run, outcome, next run (issue 16)."""
+    from portal.jobs import duties
+    return render("tenants/mandataire/schedules.html", rows=duties.overview(db.session),
+                  status_labels=duties.STATUS_LABELS, show_messages=True)

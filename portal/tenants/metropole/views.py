@@ -87,3 +87,13 @@ def record_payment(order_id: int):
           permission=Permission.VIEW_TENANT)
 def programme_history(programme_id: int, fmt: str):
     return programme_export(get_or_404(Programme, programme_id), fmt)
+
+
+@bp.route("/taches-planifiees", permission=Permission.VIEW_TENANT)
+def schedules_page():
+    """The commanditaire's scheduled duties (monthly report, end-of-validity alerts): last run,
+    outcome, next run (issue 16)."""
+    from portal.jobs import duties
+    return render("tenants/mandataire/schedules.html",
+                  rows=duties.overview(db.session, names=duties.COMMANDITAIRE_DUTIES),
+                  status_labels=duties.STATUS_LABELS, show_messages=False)

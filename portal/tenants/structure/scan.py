@@ -14,6 +14,7 @@ from portal.domain.errors import DomainError, InvalidInput, NotFound
 from portal.domain.permissions import Permission
 from portal.extensions import db, htmx
 from portal.models import Channel, OperateurService, Scan
+from portal.observability import metrics
 from portal.tenants.structure import bp
 from portal.web import forms
 from portal.web.gate import current_tenant
@@ -148,6 +149,7 @@ def _consume(data: scanning.ScanInput):
 
 
 def _raise_input_errors(outcome):
+    metrics.count_scan(outcome)
     if outcome.error is not None and isinstance(outcome.error, (NotFound, InvalidInput)):
         raise outcome.error
     return outcome

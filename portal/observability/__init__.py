@@ -1,0 +1,1 @@
+"""Observability: request ids, JSON logs, Prometheus metrics, readiness, Sentry."""
