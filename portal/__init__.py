@@ -76,6 +76,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(public.bp)
     from portal import opendata_views
     app.register_blueprint(opendata_views.bp)
+    from portal import candidature
+    app.register_blueprint(candidature.bp)
     register_tenant_blueprints(app)
     from portal import api
     api.init_app(app)

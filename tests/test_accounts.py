@@ -79,12 +79,17 @@ def test_setup_refuses_a_bad_address_in_french(empty_app):
         assert _count(Invitation) == 0
 
 
+# Production refuses to start without a queue (REDIS_URL); tasks run inline here.
+PRODUCTION_QUEUE = {"REDIS_URL": "redis://127.0.0.1:6379/12", "JOBS_INLINE": "sync"}
+
+
 def test_demo_data_is_refused_outside_development(leg, tmp_path):
     url = leg.new_database(False, tmp_path)
     try:
         app = make_app(url, PORTAL_ENV="production", SECRET_KEY="x" * 32,
                        PASS_MAC_KEYS="D1:ZGV2LW9ubHktcGFzcy1tYWMta2V5LW51bWJlci1vbmU=",
-                       LEDGER_HMAC_KEY="ZGV2LW9ubHktbGVkZ2VyLWhtYWMta2V5")
+                       LEDGER_HMAC_KEY="ZGV2LW9ubHktbGVkZ2VyLWhtYWMta2V5",
+                       **PRODUCTION_QUEUE)
         result = app.test_cli_runner().invoke(args=["demo-data"])
         assert result.exit_code != 0 and "réservées au développement" in result.output
         with app.app_context():

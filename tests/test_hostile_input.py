@@ -36,7 +36,10 @@ name needs new_end new_password next note partial_last_tranche party pass_count 
 payment_reference pentecost_worked programme_id quantity ranges reason received_carnets
 reference referent_email referent_name referent_phone request_token revoked_on
 scope_contre_paiement scope_distribution serial signatory signed_on starts_on structure_id
-summary target_public target_publics verdict full_name role csv_text confirm""".split())
+summary target_public target_publics verdict full_name role csv_text confirm
+siren collectivite address_line postal_code city admin_email siret is_prescripteur is_operateur
+commune_id source insee line prefix modele perimeter services telephone site_web horaires
+presentation_resume contact_name contact_email contact_phone typologie courriels""".split())
 PLAUSIBLE = {name: "1" for name in FIELDS}
 QUERY_NAMES = ["debut", "fin", "next", "page", "q", "programme", "format"]
 

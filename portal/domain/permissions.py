@@ -120,6 +120,10 @@ class Permission(str, enum.Enum):
     GENERATE_REPORTS = "generate_reports"        # MGP: monthly report (convention art. 9)
     WRITE_EXPERIENCE = "write_experience"        # référent: retour d'expérience (art. 9)
     MANAGE_HUB_NETWORK = "manage_hub_network"    # Hub: facilitateurs, trainings
+    # Day one (issue 13, part b)
+    REGISTER_COMMANDITAIRES = "register_commanditaires"  # #APTIC: commanditaires it serves
+    MANAGE_TERRITORY = "manage_territory"              # commanditaire: its communes, référents
+    REGISTER_STRUCTURES = "register_structures"        # référent or #APTIC: structures
     # Issue 13: the action journal of the tenant (and of what it oversees).
     READ_JOURNAL = "read_journal"
 
@@ -159,6 +163,10 @@ ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.GENERATE_REPORTS}
 ROLE_PERMISSIONS[Role.REFERENT] |= {P.WRITE_EXPERIENCE}
 ROLE_PERMISSIONS[Role.HUB_AGENT] |= {P.MANAGE_HUB_NETWORK}
 ROLE_PERMISSIONS[Role.HUB_ADMIN] |= {P.MANAGE_HUB_NETWORK}
+# Day one (issue 13, part b).
+ROLE_PERMISSIONS[Role.APTIC_ADMIN] |= {P.REGISTER_COMMANDITAIRES, P.REGISTER_STRUCTURES}
+ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.MANAGE_TERRITORY}
+ROLE_PERMISSIONS[Role.REFERENT] |= {P.REGISTER_STRUCTURES}
 # Action journal (issue 13): every administrator reads their tenant's journal.
 for _role in (Role.MGP_ADMIN, Role.REFERENT, Role.HUB_ADMIN, Role.APTIC_ADMIN,
               Role.OPERATEUR_ADMIN):
@@ -197,6 +205,9 @@ PERMISSION_LABELS = {
     P.HAND_OUT_PASS: "Remettre des pass (avec une habilitation valide)",
     P.SCAN_PASS: "Scanner des pass",
     P.MANAGE_STRUCTURE: "Gérer la structure (services, coordonnées bancaires, jetons d'API)",
+    P.REGISTER_COMMANDITAIRES: "Enregistrer les commanditaires et inviter leur administrateur",
+    P.MANAGE_TERRITORY: "Ajouter les communes du territoire et inviter leurs référents",
+    P.REGISTER_STRUCTURES: "Enregistrer les structures d'une commune et inviter leur administrateur",
 }
 
 

@@ -23,6 +23,7 @@ class InlineQueue:
     job does not hold the page; outside a request it runs at once."""
 
     testing: bool = False
+    synchronous: bool = False     # JOBS_INLINE="sync": no thread either (production-mode tests)
     name: str = "inline"
 
     def enqueue(self, task: str, *args, **kwargs) -> str | None:
@@ -52,7 +53,7 @@ class InlineQueue:
             return
         from portal.extensions import db
         db.session.remove()          # end the request's transaction first (SQLite lock)
-        if self.testing:
+        if self.testing or self.synchronous:
             for call in calls:
                 self._run(call)
             return
@@ -133,7 +134,8 @@ class RQQueue:
 def make_queue(config: dict):
     if config.get("REDIS_URL") and not config.get("JOBS_INLINE"):
         return RQQueue(config["REDIS_URL"], config.get("RQ_QUEUE", "portal"))
-    return InlineQueue(testing=bool(config.get("TESTING")))
+    return InlineQueue(testing=bool(config.get("TESTING")),
+                       synchronous=config.get("JOBS_INLINE") == "sync")
 
 
 def init_app(app) -> None:

@@ -57,6 +57,11 @@ def init_app(app):
                       f'{escape(label)}</span>')
     app.jinja_env.filters["badge"] = state_badge
 
+    def programme_ended(programme) -> bool:
+        from portal.domain.commanditaires import is_ended
+        return is_ended(programme, today())
+    app.jinja_env.globals["programme_ended"] = programme_ended
+
     @app.context_processor
     def layout_context():
         memberships = []

@@ -11,3 +11,4 @@ from portal.tenants.commune import allocation  # noqa: E402,F401
 from portal.tenants.commune import habilitations  # noqa: E402,F401
 from portal.tenants.commune import operateurs  # noqa: E402,F401
 from portal.tenants.commune import dashboard  # noqa: E402,F401
+from portal.tenants.commune import structures  # noqa: E402,F401

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from flask import abort, flash, url_for
 
+from portal.domain import structures
 from portal.domain import operateurs
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.models import Tenant
 from portal.tenants.commune import bp
 from portal.web import forms
+from portal.web.formpage import send_invitation
 from portal.web.actor import current_actor
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
@@ -28,6 +30,11 @@ def approve(structure_id: int):
         abort(404)
     operateurs.approve_by_commune(db.session, current_tenant(), structure,
                                   approve=forms.boolean("approve"), actor=current_actor())
+    invited = structures.invite_accepted_applicant(db.session, structure, actor=current_actor())
     db.session.commit()
     flash(f"Décision enregistrée pour {structure.name}.", "success")
+    if invited:
+        send_invitation(*invited)
+        flash(f"Candidature acceptée : {invited[0].email} est invité(e) à administrer le lieu.",
+              "success")
     return redirect_to(url_for("commune.operateurs_page"))

@@ -6,6 +6,7 @@ import io
 import sqlalchemy as sa
 from flask import abort, send_file
 
+from portal.domain import commanditaires
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.models import Programme, ProgrammePerimeter, Tenant
@@ -13,6 +14,7 @@ from portal.printing.carnets import render_explanatory_document
 from portal.tenants.commune import bp
 from portal.tenants.common import todo_items
 from portal.web.gate import current_tenant
+from portal.web.clock import today
 from portal.web.render import render
 
 
@@ -44,6 +46,7 @@ def explanatory_document(programme_id: int):
     programme = next((p for p in _programmes(commune) if p.id == programme_id), None)
     if programme is None:
         abort(404)
+    commanditaires.ensure_running(programme, today(), "document explicatif")
     operateurs = [{"name": s.name, "address": s.full_address, "services": []}
                   for s in _structures(commune) if s.is_operateur]
     out = io.BytesIO()

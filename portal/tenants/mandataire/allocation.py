@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, url_for
 
-from portal.domain import allocation
+from portal.domain import allocation, commanditaires
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.models import Tranche, TrancheStatus
@@ -42,6 +42,7 @@ def shipments():
 @bp.route("/expeditions/<int:tranche_id>", methods=["POST"], permission=Permission.SHIP_CARNETS)
 def ship(tranche_id: int):
     tranche = get_or_404(Tranche, tranche_id)
+    commanditaires.ensure_running(tranche.convention.programme, today(), "expédition")
     allocation.ship_tranche(db.session, tranche,
                             forms.number_ranges("ranges", "Carnets expédiés"),
                             actor=current_actor(), today=today())

@@ -6,6 +6,7 @@ import io
 
 from flask import Response, abort, flash, send_file, url_for
 
+from portal.domain import structures
 from portal.domain import anomalies, issuance, operateurs, settlement, validity
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
@@ -14,6 +15,7 @@ from portal.models import Anomaly, BankDetails, Programme, Qualification, Review
 from portal.printing.statements import render_attestation_pdf, render_statement_pdf
 from portal.tenants.mandataire import bp
 from portal.web import forms
+from portal.web.formpage import send_invitation
 from portal.web.actor import current_actor
 from portal.web.clock import today
 from portal.web.gate import current_tenant
@@ -44,8 +46,13 @@ def qualify(structure_id: int):
                                  forms.choice("qualification", "Qualification", Qualification),
                                  reason=forms.text("reason", "Motif", required=False, max_length=500),
                                  actor=current_actor())
+    invited = structures.invite_accepted_applicant(db.session, structure, actor=current_actor())
     db.session.commit()
     flash(f"Qualification de {structure.name} enregistrée.", "success")
+    if invited:
+        send_invitation(*invited)
+        flash(f"Candidature acceptée : {invited[0].email} est invité(e) à administrer le lieu.",
+              "success")
     return redirect_to(url_for("mandataire.operateurs_page"))
 
 

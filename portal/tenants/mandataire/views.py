@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import abort, current_app, flash, send_file, url_for
 
-from portal.domain import issuance, ledger
+from portal.domain import commanditaires, issuance, ledger
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.formatting import format_count
@@ -15,6 +15,7 @@ from portal.tenants.common import todo_items
 from portal.tenants.mandataire import bp
 from portal.web import forms
 from portal.web.actor import current_actor
+from portal.web.clock import today
 from portal.web.downloads import programme_export
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
@@ -41,6 +42,7 @@ def issuance_page():
 def create_order():
     programme = get_or_404(Programme, forms.integer("programme_id", "Programme", minimum=1))
     count = forms.integer("carnet_count", "Nombre de carnets", minimum=1, maximum=100_000)
+    commanditaires.ensure_running(programme, today(), "nouvelle commande")
     order = issuance.order_carnets(db.session, programme, count, actor=current_actor())
     db.session.commit()
     flash(f"Commande n° {order.id} enregistrée : {format_count(count)} carnets émis "

@@ -11,3 +11,4 @@ from portal.tenants.metropole import allocation  # noqa: E402,F401
 from portal.tenants.metropole import mandate  # noqa: E402,F401
 from portal.tenants.metropole import validity  # noqa: E402,F401
 from portal.tenants.metropole import dashboard, reports  # noqa: E402,F401
+from portal.tenants.metropole import onboarding  # noqa: E402,F401

@@ -64,7 +64,10 @@ def _settings_from_form() -> dict:
           permission=Permission.MANAGE_PROGRAMMES)
 def update_programme(programme_id: int):
     found = get_or_404(Programme, programme_id)
-    issuance.update_programme(db.session, found, **_settings_from_form())
+    from portal.domain import commanditaires
+    from portal.web.formpage import client_ip
+    commanditaires.update_programme(db.session, found, _settings_from_form(),
+                                    actor=current_actor(), ip=client_ip())
     db.session.commit()
     flash("Réglages du programme enregistrés.", "success")
     return redirect_to(url_for(".programme", programme_id=found.id))

@@ -11,3 +11,4 @@ from portal.tenants.structure import desk  # noqa: E402,F401
 from portal.tenants.structure import scan  # noqa: E402,F401
 from portal.tenants.structure import operateur  # noqa: E402,F401
 from portal.tenants.structure import dashboard  # noqa: E402,F401
+from portal.tenants.structure import lieu  # noqa: E402,F401

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import abort, flash, request, send_file, url_for
 from flask_login import current_user
 
-from portal.domain import distribution, issuance, mandate as mandates
+from portal.domain import commanditaires, distribution, issuance, mandate as mandates
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.models import Distribution, Programme, ProgrammePerimeter, Tenant
@@ -89,6 +89,7 @@ def explanatory_document(programme_id: int):
     programme = next((p for p in _programmes(structure) if p.id == programme_id), None)
     if programme is None:
         abort(404)
+    commanditaires.ensure_running(programme, today(), "document explicatif")
     commune = structure.parent
     operateurs = db.session.execute(sa.select(Tenant).where(
         Tenant.parent_id == commune.id, Tenant.is_operateur.is_(True)).order_by(Tenant.name)

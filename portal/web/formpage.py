@@ -1,0 +1,77 @@
+"""Form pages that re-render in place on an error (issue 13 forms).
+
+A view builds its form from ``request.form``; when the domain refuses the
+input (``DomainError`` naming a ``field``), the same page is rendered again
+with the message next to that field and every value the person typed kept
+(status 422 or 409), instead of an error page. Nothing was written: the
+transaction is rolled back first.
+"""
+from __future__ import annotations
+
+from flask import Response, request
+from werkzeug.datastructures import MultiDict
+
+from portal.domain.errors import DomainError
+from portal.extensions import db
+from portal.web.render import render
+
+
+def blank(values: dict | None = None) -> MultiDict:
+    """Initial values of a form (lists become repeated keys, e.g. checkboxes)."""
+    data = MultiDict()
+    for key, value in (values or {}).items():
+        if isinstance(value, (list, tuple, set)):
+            for item in value:
+                data.add(key, item)
+        elif isinstance(value, bool):
+            if value:
+                data.add(key, "1")
+        elif value is not None:
+            data.add(key, value.isoformat() if hasattr(value, "isoformat") else str(value))
+    return data
+
+
+def refused(template: str, error: DomainError, **context):
+    db.session.rollback()
+    # The message next to its field, and in the alert at the top of the form
+    # (for a field the page does not show, it is the only place).
+    errors = {"form": error.message}
+    if error.field:
+        errors[error.field] = error.message
+    return render(template, status_code=error.status, errors=errors,
+                  values=context.pop("values", request.form), **context)
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def send_invitation(invitation, token: str) -> None:
+    """After COMMIT: the invitation e-mail (issue 13, part a)."""
+    from portal import notifications
+    notifications.send_invitation(invitation, token)
+
+
+def structure_form_data() -> dict:
+    """The structure form (référent's and #APTIC's pages)."""
+    form = request.form
+    return {"name": form.get("name", ""), "siret": form.get("siret", ""),
+            "address_line": form.get("address_line", ""),
+            "postal_code": form.get("postal_code", ""), "city": form.get("city", ""),
+            "is_prescripteur": form.get("is_prescripteur") == "1",
+            "is_operateur": form.get("is_operateur") == "1",
+            "admin_email": form.get("admin_email", "")}
+
+
+def lieux_export(programme, fmt: str):
+    """The programme's qualified places in the national schema (CSV or JSON)."""
+    from portal.domain import lieux
+    rows = lieux.records(db.session, programme)
+    name = f"lieux-mediation-numerique-{programme.prefix}.{fmt}"
+    if fmt == "csv":
+        body, mimetype = lieux.to_csv(rows), "text/csv; charset=utf-8"
+    else:
+        body, mimetype = lieux.to_json(rows), "application/json"
+    response = Response(body, mimetype=mimetype)
+    response.headers.set("Content-Disposition", "attachment", filename=name)
+    return response
