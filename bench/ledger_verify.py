@@ -8,19 +8,26 @@ postgresql+psycopg://postgres@127.0.0.1:5432, dropped afterwards):
 
 1. migrates it (``portal.cli.upgrade()``), creates the tenants, a user and the
    programme MGP1 (``issuance.create_programme``, which starts the chain);
-2. builds 1 000 000 entries in Python with the seq / prev_mac / mac that
-   ``portal.domain.ledger.append`` would write (its ``_FIELDS``, ``_mac`` and
-   ``genesis_mac``), a life cycle of plausible movements, plus one monthly
-   anchor every 100 000 entries; bulk-loads them (SQLite: executemany in
-   batches; PostgreSQL: COPY, with the foreign-key triggers of this bench
-   database off during the load, as pg_restore does) and sets the chain head;
+2. builds 1 000 000 entries in Python with the entry MAC that
+   ``portal.domain.ledger.append`` writes and the seals (seq / prev_mac /
+   mac) that ``ledger.seal_batch`` would write (its ``_FIELDS``, ``_mac``,
+   ``_entry_mac`` and ``genesis_mac``), a life cycle of plausible
+   movements, plus one monthly anchor every 100 000 entries; bulk-loads them
+   (SQLite: executemany in batches; PostgreSQL: COPY, with the foreign-key
+   and queue triggers of this bench database off during the load, as
+   pg_restore does), empties the sealer's queue and sets the chain head;
 3. times ``ledger.verify(session, programme_id)``: ok, 1 000 000 entries;
-4. drops the append-only triggers (``tests/helpers.py``
-   ``drop_ledger_protection``), edits entry n° 500 000 with raw SQL and checks
-   that verify names that entry.
+4. times, in the same run, a bare HMAC-SHA256 loop (``hmac.digest``) over
+   as many 200-byte messages: ``ratio_to_hmac`` = verify / that loop;
+5. drops the append-only triggers (``tests/helpers.py``
+   ``drop_ledger_protection``), edits the entry sealed n° 500 000 with raw
+   SQL and checks that verify names that entry.
 
-Last line: ``RESULT seconds_1m=<sqlite> seconds_1m_postgresql=<x.xx|skipped>``.
-Goal: seconds_1m <= 10.
+Last line: ``RESULT seconds_1m=<sqlite> seconds_1m_postgresql=<x.xx|skipped>
+hmac_s=… ratio_to_hmac=<sqlite> ratio_to_hmac_postgresql=…``.
+Goals: seconds_1m <= 10; ratio_to_hmac <= 3 (issue 18).
+``BENCH_LEDGER_ENTRIES`` sets another number of entries (the seconds are
+then scaled to 1 M in ``seconds_1m``).
 """
 from __future__ import annotations
 
@@ -53,6 +60,7 @@ FACE_VALUE = 1000
 
 # Columns written, in this order: the MAC-covered fields, then the chain links.
 COLUMNS = None  # set in main() once portal.domain.ledger is imported
+SEAL_COLUMNS = ("programme_id", "seq", "entry_id", "prev_mac", "mac", "sealed_at")
 
 
 def generate(programme_id: int, tenants: dict[str, int], user_id: int, genesis: str):
@@ -69,8 +77,8 @@ def generate(programme_id: int, tenants: dict[str, int], user_id: int, genesis: 
     key = keys.ledger_key()
     rnd = random.Random(20210301)
     table = LedgerEntry.__table__
-    enum_positions = [i for i, f in enumerate(ledger._FIELDS)
-                      if isinstance(table.c[f].type, sa.Enum)]
+    enum_positions = [i for i, f in enumerate(("id", *ledger._ENTRY_FIELDS))
+                      if f != "id" and isinstance(table.c[f].type, sa.Enum)]
     fields = operator.itemgetter(*ledger._FIELDS)
     n_pass = 155_000
     serial_of = [""] + [serials.format_serial(PREFIX, (p - 1) // PASS_PER_CARNET + 1,
@@ -121,12 +129,13 @@ def generate(programme_id: int, tenants: dict[str, int], user_id: int, genesis: 
                    ref_id=seq // 500 + 1 if row["ref_type"] else None)
         values = fields(row)
         mac = ledger._mac(key, prev, values)
-        stored = list(values)
+        entry_values = values[:1] + values[2:]          # without seq
+        stored = [seq, *entry_values]                   # id = seq (fresh database)
         for i in enum_positions:
             if stored[i] is not None:
                 stored[i] = stored[i].value
-        stored += (prev, mac)
-        batch.append(stored)
+        stored.append(ledger._entry_mac(key, entry_values))
+        batch.append((stored, [programme_id, seq, seq, prev, mac, row["created_at"]]))
         prev = mac
         if seq % ANCHOR_EVERY == 0:
             month = 2 + seq // ANCHOR_EVERY          # 2021-03, 2021-04, …
@@ -150,6 +159,7 @@ def load(session, programme_id, tenants, user_id) -> tuple[int, str, list]:
     driver = connection.connection.driver_connection
     genesis = ledger.genesis_mac(keys.ledger_key(), programme_id)
     names = ", ".join(COLUMNS)
+    seal_names = ", ".join(SEAL_COLUMNS)
     created = COLUMNS.index("created_at")
     total, head_mac, anchors = 0, genesis, []
     chunks = generate(programme_id, tenants, user_id, genesis)
@@ -157,29 +167,41 @@ def load(session, programme_id, tenants, user_id) -> tuple[int, str, list]:
         # This bench database only: skip the per-row foreign-key triggers
         # during the bulk load (pg_restore --disable-triggers does the same).
         connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        seal_rows = []
         with driver.cursor() as cursor, \
                 cursor.copy(f"COPY ledger_entries ({names}) FROM STDIN") as copy:
             for kind, chunk, head_mac in chunks:
                 if kind == "anchors":
                     anchors = chunk
                     break
-                for row in chunk:
+                for row, seal in chunk:
                     copy.write_row(row)
+                    seal_rows.append(seal)
                 total += len(chunk)
+        with driver.cursor() as cursor, \
+                cursor.copy(f"COPY ledger_seals ({seal_names}) FROM STDIN") as copy:
+            for seal in seal_rows:
+                copy.write_row(seal)
+        del seal_rows
         connection.exec_driver_sql("SET LOCAL session_replication_role = origin")
     else:
         # What UtcDateTime sends to SQLite: "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
         bind = table.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
         sql = f"INSERT INTO ledger_entries ({names}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        seal_sql = (f"INSERT INTO ledger_seals ({seal_names}) "
+                    f"VALUES ({', '.join('?' * len(SEAL_COLUMNS))})")
         cursor = driver.cursor()
         for kind, chunk, head_mac in chunks:
             if kind == "anchors":
                 anchors = chunk
                 break
-            for row in chunk:
+            for row, seal in chunk:
                 row[created] = bind(row[created])
-            cursor.executemany(sql, chunk)
+                seal[5] = row[created]
+            cursor.executemany(sql, [row for row, _ in chunk])
+            cursor.executemany(seal_sql, [seal for _, seal in chunk])
             total += len(chunk)
+        cursor.execute("DELETE FROM ledger_unsealed")      # sealed here, not by the sealer
         cursor.close()
     return total, head_mac, anchors
 
@@ -248,8 +270,9 @@ def run(url: str, label: str) -> float:
                             f"{report.problems[:3]}")
 
         drop_ledger_protection(session)
-        session.execute(sa.text("UPDATE ledger_entries SET count = count + 1 "
-                                "WHERE programme_id = :p AND seq = :s"),
+        session.execute(sa.text("UPDATE ledger_entries SET count = count + 1 WHERE id = "
+                                "(SELECT entry_id FROM ledger_seals WHERE programme_id = :p "
+                                "AND seq = :s)"),
                         {"p": pid, "s": TAMPERED_SEQ})
         session.commit()
         t0 = time.perf_counter()
@@ -267,6 +290,22 @@ def run(url: str, label: str) -> float:
     if failures:
         raise SystemExit(f"[{label}] FAILED: " + "; ".join(failures))
     return seconds
+
+
+def hmac_loop(n: int) -> float:
+    """Seconds for a bare HMAC-SHA256 (``hmac.digest``) over ``n`` 200-byte
+    messages (made before the clock starts), with the ledger's key."""
+    import hmac as hmac_module
+
+    from portal.domain import keys
+    key = keys.ledger_key()
+    messages = [(f"{i:064d}|" + "x" * 135).encode() for i in range(n)]
+    assert all(len(m) == 200 for m in messages[:10])
+    digest = hmac_module.digest
+    t0 = time.perf_counter()
+    for m in messages:
+        digest(key, m, "sha256")
+    return time.perf_counter() - t0
 
 
 def run_sqlite() -> float:
@@ -298,16 +337,25 @@ def run_postgresql() -> float | None:
 def main() -> int:
     global COLUMNS
     from portal.domain import ledger
-    COLUMNS = (*ledger._FIELDS, "prev_mac", "mac")
+    COLUMNS = ("id", *ledger._ENTRY_FIELDS, "entry_mac")
+    os.environ.setdefault("PORTAL_ENV", "testing")
+    scale = 1_000_000 / ENTRIES
     t0 = time.perf_counter()
     sqlite_s = run_sqlite()
     print(f"[sqlite] leg done in {time.perf_counter() - t0:.1f} s")
+    app = create_app({"PORTAL_ENV": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    with app.app_context():
+        hmac_s = hmac_loop(ENTRIES)
+    print(f"bare HMAC-SHA256 over {ENTRIES} 200-byte messages: {hmac_s:.2f} s")
     t0 = time.perf_counter()
     pg_s = run_postgresql()
     if pg_s is not None:
         print(f"[postgresql] leg done in {time.perf_counter() - t0:.1f} s")
-    pg = "skipped" if pg_s is None else f"{pg_s:.2f}"
-    print(f"RESULT seconds_1m={sqlite_s:.2f} seconds_1m_postgresql={pg}")
+    pg = "skipped" if pg_s is None else f"{pg_s * scale:.2f}"
+    pg_ratio = "skipped" if pg_s is None else f"{pg_s / hmac_s:.2f}"
+    print(f"RESULT seconds_1m={sqlite_s * scale:.2f} seconds_1m_postgresql={pg} "
+          f"hmac_s={hmac_s * scale:.2f} ratio_to_hmac={sqlite_s / hmac_s:.2f} "
+          f"ratio_to_hmac_postgresql={pg_ratio} entries={ENTRIES}")
     return 0
 
 

@@ -117,13 +117,50 @@ def ledger_verify_command(prefix):
     from portal.domain import ledger
     from portal.extensions import db
     programme_id = _programme(prefix).id if prefix else None
-    report = ledger.verify(db.session, programme_id)
+    ledger.seal(db.session, programme_id)
+    report = ledger.verify(db.session, programme_id, reconcile=True)
     if report.ok:
-        click.echo(f"Journal intègre : {report.entries} écritures vérifiées.")
+        click.echo(f"Journal intègre : {report.entries} écritures scellées vérifiées"
+                   + (f", {report.pending} en attente de scellement." if report.pending else "."))
         return
     for problem in report.problems:
         click.echo(f"ANOMALIE : {problem}", err=True)
     raise SystemExit(1)
+
+
+@ledger_cli.command("seal")
+@click.option("--loop", is_flag=True, help="Sceller sans fin (toutes les --interval secondes).")
+@click.option("--interval", default=1.0, show_default=True, type=float)
+@click.option("--batch", default=2000, show_default=True, type=int)
+def ledger_seal_command(loop, interval, batch):
+    """The sealer (issue 18): chain the entries waiting in ``ledger_unsealed``
+    with the HMAC, in batches (one transaction each), and count them in the
+    rollups. ``--loop``: the process to run beside the web workers (a job of
+    the queue later); stopped at any moment, it loses nothing: an interrupted
+    batch is rolled back and sealed again by the next run."""
+    import time
+
+    from portal.domain import ledger
+    from portal.extensions import db
+    while True:
+        try:
+            report = ledger.seal(db.session, batch=batch)
+        except sa.exc.OperationalError as error:      # database away: try again later
+            db.session.rollback()
+            click.echo(f"Scellement impossible pour l'instant : {str(error).splitlines()[0]}",
+                       err=True)
+            report = None
+        if report is not None:
+            for problem in report.refused:
+                click.echo(f"ANOMALIE : {problem}", err=True)
+            if report.sealed and not loop:
+                click.echo(f"{report.sealed} écritures scellées.")
+        if not loop:
+            if report is not None and not report.sealed:
+                click.echo("Aucune écriture en attente de scellement.")
+            return
+        db.session.remove()
+        time.sleep(interval)
 
 
 @ledger_cli.command("anchor")
@@ -142,6 +179,7 @@ def ledger_anchor_command(period):
         first = dt.datetime.now(PARIS).date().replace(day=1)
         period = (first - dt.timedelta(days=1)).strftime("%Y-%m")
     broken = False
+    ledger.seal(db.session)          # anchors close sealed entries only
     for programme in db.session.execute(sa.select(Programme)).scalars():
         report = ledger.verify(db.session, programme.id, since_anchor=True)
         if not report.ok:

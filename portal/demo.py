@@ -236,4 +236,6 @@ def load_demo_data(session: Session) -> bool:
         Tenant.slug == "neuilly-plaisance-ccas")).scalar_one()
     accounts.add_membership(session, user, ccas, Role.PRESCRIPTEUR_AGENT)
     demo_operateurs.load_operateur_demo(session)
+    from portal.domain import ledger
+    ledger.seal(session, commit=False)     # the demo's ledger entries, as the sealer would
     return True

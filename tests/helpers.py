@@ -35,10 +35,12 @@ def drop_ledger_protection(session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("ALTER TABLE ledger_entries DISABLE TRIGGER USER"))
         session.execute(sa.text("ALTER TABLE ledger_anchors DISABLE TRIGGER USER"))
+        session.execute(sa.text("ALTER TABLE ledger_seals DISABLE TRIGGER USER"))
     else:
         for name in ("ledger_entries_no_update", "ledger_entries_no_delete",
-                     "ledger_anchors_no_update", "ledger_anchors_no_delete"):
-            session.execute(sa.text(f"DROP TRIGGER {name}"))
+                     "ledger_anchors_no_update", "ledger_anchors_no_delete",
+                     "ledger_seals_no_update", "ledger_seals_no_delete"):
+            session.execute(sa.text(f"DROP TRIGGER IF EXISTS {name}"))
 
 
 def next_totp_code(app, email: str) -> str:

@@ -476,7 +476,10 @@ def test_operateur_panels_equal_a_recount(db_session, seed):
                 StatementLine.statement_id == st.id)).scalars().all()
             assert r["cents"] == sum(line.amount_cents for line in lines)
             assert r["pass"] == sum(1 for line in lines if line.scan_id is not None)
-            assert r["status"] == op.PAYMENT_STATUS[st.status]
+            assert r["state"] is st.status
+            assert r["status"] == (f"payé le {st.paid_on:%d/%m/%Y}"
+                                   if st.status is StatementStatus.PAYE
+                                   else op.PAYMENT_STATUS[st.status])
             # The ledger moved exactly these pass when validating and paying.
             for nature, done in ((N.CONTRE_PAIEMENT, st.status is not StatementStatus.BROUILLON),
                                  (N.PAIEMENT, st.status is StatementStatus.PAYE)):
@@ -663,14 +666,16 @@ def test_reddition_verifies_the_chain_since_the_last_anchor(db_session):
     # An entry older than the anchor edited behind the database's back: the
     # reddition's check does not recompute it, the full verification does.
     drop_ledger_protection(db_session)
-    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE seq = 1"))
+    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE id IN "
+                               "(SELECT entry_id FROM ledger_seals WHERE seq = 1)"))
     db_session.commit()
     assert statement().ledger_ok
     assert not all(report.ok for _p, report in reddition.full_verification(db_session, mandate))
     # An entry after the anchor edited: the reddition shows it.
     changed = next(p for p in programmes if added[p.id])
-    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE "
-                               "programme_id = :p AND seq = :s"),
+    db_session.execute(sa.text("UPDATE ledger_entries SET reason = 'falsifié' WHERE id = "
+                               "(SELECT entry_id FROM ledger_seals WHERE programme_id = :p "
+                               "AND seq = :s)"),
                        {"p": changed.id, "s": heads[changed.id] + 1})
     db_session.commit()
     broken = statement()

@@ -329,7 +329,7 @@ def test_reddition_exports_and_closing(app, browser_factory):
     xlsx = aptic.get(base + ".xlsx?debut=2000-01-01&fin=2100-01-01")
     from openpyxl import load_workbook
     workbook = load_workbook(io.BytesIO(xlsx.data))
-    assert workbook.sheetnames == ["Reddition", "Distributions", "Contre-paiements"]
+    assert workbook.sheetnames == ["Reddition", "Distributions", "Contre-paiements", "Fonds"]
     assert workbook["Distributions"].max_row == 7
     pdf = aptic.get(base + ".pdf?debut=2000-01-01&fin=2100-01-01")
     assert pdf.data.startswith(b"%PDF")

@@ -195,7 +195,7 @@ def test_undo_rules(app, api):
     with app.app_context():
         assert db.session.get(Pass, ids[0]).state is PassState.DISTRIBUE
         natures = db.session.execute(sa.select(LedgerEntry.nature).where(
-            LedgerEntry.pass_first_id == ids[0]).order_by(LedgerEntry.seq)).scalars().all()
+            LedgerEntry.pass_first_id == ids[0]).order_by(LedgerEntry.id)).scalars().all()
         assert natures[-2:] == [Nature.SCAN, Nature.ANNULATION_SCAN]
     # an undone scan can be redone (partial unique index)
     again = _consume(client, headers, {"code": _code(app, ids[0]), "service_id": service_id}, "x2")

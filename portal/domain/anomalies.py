@@ -75,13 +75,15 @@ def flag_other_commune(session: Session, scan: Scan, pass_commune_id: int) -> st
                        f"utilisé chez {names.get(scan.structure_id, 'ce lieu')}.")
 
 
-def flag_carnet_burst(session: Session, scan: Scan, programme: Programme, now: dt.datetime
-                      ) -> str | None:
+def flag_carnet_burst(session: Session, scan: Scan, programme: Programme, now: dt.datetime,
+                      *, count: int | None = None) -> str | None:
     """Flag when every pass of one carnet was scanned at one place within
-    ``BURST_WINDOW``."""
-    count = session.execute(_BURST, {"carnet_id": scan.carnet_id,
-                                     "structure_id": scan.structure_id,
-                                     "since": scan.scanned_at - BURST_WINDOW}).scalar()
+    ``BURST_WINDOW``. ``count``: those scans, this one included, when the
+    caller already read them (the scan's one-statement context)."""
+    if count is None:
+        count = session.execute(_BURST, {"carnet_id": scan.carnet_id,
+                                         "structure_id": scan.structure_id,
+                                         "since": scan.scanned_at - BURST_WINDOW}).scalar()
     if count < programme.pass_per_carnet:
         return None
     return _add(session, AnomalyKind.CARNET_EN_RAFALE,

@@ -16,7 +16,6 @@ bloqué (opposition), annulé, restitué (art. 11), expiré (avoir).
 from __future__ import annotations
 
 import contextvars
-from collections import defaultdict
 import datetime as dt
 from dataclasses import dataclass
 from itertools import groupby
@@ -25,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from portal.domain import ledger, rollups
+from portal.domain import ledger
 from portal.domain.errors import Conflict
 from portal.domain.ledger import Actor
 from portal.models import Pass, Programme, utcnow
@@ -43,6 +42,8 @@ TRANSITIONS: dict[N, tuple[frozenset[S], S]] = {
     N.ANNULATION_SCAN: (frozenset({S.SCANNE}), S.DISTRIBUE),
     N.CONTRE_PAIEMENT: (frozenset({S.SCANNE}), S.CONTRE_PAIEMENT),
     N.PAIEMENT: (frozenset({S.CONTRE_PAIEMENT}), S.PAYE),
+    # Issue 17: the bank returned the transfer; the statement is to be paid again.
+    N.RETOUR_PAIEMENT: (frozenset({S.PAYE}), S.CONTRE_PAIEMENT),
     N.BLOCAGE: (frozenset({S.ACTIVE, S.LIVRE, S.REPARTI, S.DISTRIBUE}), S.BLOQUE),
     N.ANNULATION: (frozenset({S.EMIS, S.ACTIVE, S.LIVRE, S.REPARTI, S.BLOQUE, S.RESTITUE}),
                    S.ANNULE),
@@ -117,7 +118,6 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
     moves and ``Conflict`` is raised. Returns the number of pass moved."""
     allowed, to_state = TRANSITIONS[nature]
     now = now or utcnow()
-    head = ledger.lock_head(session, programme.id)
     rows = session.execute(
         sa.select(Pass.id, Pass.state, Pass.holder_id, Pass.serial, Pass.commune_id)
         .where(Pass.programme_id == programme.id, *criteria).order_by(Pass.id)).all()
@@ -133,7 +133,6 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
             raise Conflict(f"Le pass {serial} n'est pas détenu par cette structure ou cette "
                            "commune : opération refusée.")
     runs = runs_of(rows)
-    deltas: dict = defaultdict(int)   # rollups (portal.domain.rollups), same transaction
     token = _in_custody.set(True)
     try:
         for run in runs:
@@ -148,14 +147,6 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
             if result.rowcount != run.count:
                 raise Conflict("Ces pass viennent d'être modifiés par une autre opération. "
                                "Rechargez la page et recommencez.")
-            new_commune = _commune_change(nature, to_holder_id).get("commune_id",
-                                                                    run.commune_id)
-            deltas[(run.commune_id, run.state, run.holder_id)] -= run.count
-            deltas[(new_commune, to_state, to_holder_id)] += run.count
-            rollups.add_flow(session, programme.id, to_holder_id if nature is N.LIVRAISON
-                             else run.commune_id, nature, now, run.count,
-                             run.count * programme.face_value_cents,
-                             rollups.circulation_delta(run.state, to_state, run.count))
             ledger.append(session, programme_id=programme.id, nature=nature, actor=actor,
                           from_state=run.state, from_holder_id=run.holder_id,
                           to_state=to_state, to_holder_id=to_holder_id,
@@ -163,11 +154,9 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
                           serial_first=run.serial_first, serial_last=run.serial_last,
                           count=run.count, amount_cents=run.count * programme.face_value_cents,
                           ref_type=ref_type, ref_id=ref_id, reason=reason, created_at=now,
-                          head=head, commune_id=to_holder_id if nature is N.LIVRAISON
-                          else run.commune_id)
+                          commune_id=to_holder_id if nature is N.LIVRAISON else run.commune_id)
     finally:
         _in_custody.reset(token)
-    rollups.add_positions(session, programme.id, deltas)
     session.expire_all()
     return len(rows)
 
@@ -179,7 +168,6 @@ def insert_passes(session: Session, programme: Programme, rows: list[dict], *, h
     entries. ``rows`` hold carnet_id, index_in_carnet, serial, key_id, in
     serial order. Used by ``portal.domain.issuance`` only."""
     now = now or utcnow()
-    head = ledger.lock_head(session, programme.id)
     common = dict(programme_id=programme.id, state=S.EMIS, holder_id=holder_id,
                   state_changed_at=now)
     token = _in_custody.set(True)
@@ -190,9 +178,6 @@ def insert_passes(session: Session, programme: Programme, rows: list[dict], *, h
     if len(created) != len(rows):
         raise RuntimeError(f"{len(created)} pass created instead of {len(rows)}")
     triples = [(pid, S.EMIS, holder_id, serial) for pid, serial in created]
-    rollups.add_positions(session, programme.id, {(None, S.EMIS, holder_id): len(created)})
-    rollups.add_flow(session, programme.id, None, N.EMISSION, now, len(created),
-                     len(created) * programme.face_value_cents)
     for run in runs_of(triples):
         ledger.append(session, programme_id=programme.id, nature=N.EMISSION, actor=actor,
                       from_state=None, from_holder_id=None, to_state=S.EMIS,
@@ -200,7 +185,7 @@ def insert_passes(session: Session, programme: Programme, rows: list[dict], *, h
                       pass_last_id=run.last_id, serial_first=run.serial_first,
                       serial_last=run.serial_last, count=run.count,
                       amount_cents=run.count * programme.face_value_cents,
-                      ref_type=ref_type, ref_id=ref_id, created_at=now, head=head)
+                      ref_type=ref_type, ref_id=ref_id, created_at=now)
     return len(created)
 
 
@@ -243,15 +228,6 @@ def state_counts(session: Session, programme_id: int) -> dict[tuple[S, int | Non
 
 # ---------------------------------------------------------------- scanning (issue 6)
 
-def _single_pass_rollups(session: Session, programme: Programme, nature: N,
-                         commune_id: int | None, now: dt.datetime, before: tuple, after: tuple):
-    """Keep the rollups exact for the one-pass fast paths below, like ``move`` does."""
-    rollups.add_positions(session, programme.id, {(commune_id, *before): -1,
-                                                  (commune_id, *after): 1})
-    rollups.add_flow(session, programme.id, commune_id, nature, now, 1,
-                     programme.face_value_cents, rollups.circulation_delta(before[0], after[0], 1))
-
-
 def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: str,
               previous_holder_id: int | None, structure_id: int, actor: Actor,
               record_consumption, now: dt.datetime | None = None) -> int:
@@ -262,8 +238,8 @@ def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: s
     and gets ``Conflict`` (a pass still ``distribue`` cannot have changed
     holder). ``record_consumption(previous_holder_id)`` inserts
     the consumption row (guarded by its own UNIQUE index) and returns its id.
-    The ledger entry is appended last so that the per-programme head lock
-    is held as briefly as possible. Returns the consumption id."""
+    The ledger entry is one INSERT without any lock (sealed and counted in
+    the rollups later by ``ledger.seal``). Returns the consumption id."""
     now = now or utcnow()
     previous = previous_holder_id     # as read with the pass, in this transaction
     token = _in_custody.set(True)
@@ -284,9 +260,6 @@ def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: s
                   serial_first=serial, serial_last=serial, count=1,
                   amount_cents=programme.face_value_cents, ref_type="scan",
                   ref_id=consumption_id, created_at=now, commune_id=updated.commune_id)
-    # After the head lock, like move(): one lock order, no deadlock.
-    _single_pass_rollups(session, programme, N.SCAN, updated.commune_id, now,
-                         (S.DISTRIBUE, previous), (S.SCANNE, structure_id))
     return consumption_id
 
 
@@ -315,6 +288,4 @@ def unscan_pass(session: Session, programme: Programme, *, pass_id: int, serial:
                   serial_first=serial, serial_last=serial, count=1,
                   amount_cents=programme.face_value_cents, ref_type="scan", ref_id=scan_id,
                   reason=reason, created_at=now, commune_id=updated.commune_id)
-    _single_pass_rollups(session, programme, N.ANNULATION_SCAN, updated.commune_id, now,
-                         (S.SCANNE, structure_id), (S.DISTRIBUE, back_to_holder_id))
     session.expire_all()

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import allocation
+from portal.domain import allocation, ledger
 from portal.models import (Convention, Distribution, FlowCount, Pass, PassOrder, PositionCount,
                            Programme, QuestionnaireAnswer, Tenant, Tranche, TrancheStatus)
 from portal.models.issuance import PassState as S
@@ -121,6 +121,7 @@ def total_of(lines: list[CommuneFigures]) -> CommuneFigures:
 def states_by_commune(session: Session, programme_id: int,
                       commune_id: int | None = None) -> dict[int, dict[S, int]]:
     """Pass per commune id (0: none) and state, from ``position_counts``."""
+    ledger.settle(session, programme_id)
     query = (sa.select(PositionCount.commune_id, PositionCount.state,
                        sa.func.sum(PositionCount.count))
              .where(PositionCount.programme_id == programme_id)
@@ -136,6 +137,7 @@ def states_by_commune(session: Session, programme_id: int,
 
 def states_by_holder(session: Session, programme_id: int, commune_id: int
                      ) -> dict[int, dict[S, int]]:
+    ledger.settle(session, programme_id)
     result: dict[int, dict[S, int]] = defaultdict(lambda: defaultdict(int))
     for holder, state, n in session.execute(
             sa.select(PositionCount.holder_id, PositionCount.state, PositionCount.count)
@@ -150,6 +152,7 @@ def flow_since(session: Session, programme_id: int, nature: Nature, since: dt.da
                until: dt.date | None = None) -> dict[int, int]:
     """Pass moved with ``nature`` per commune from ``since`` (inclusive) to
     ``until`` (exclusive), from ``flow_counts``."""
+    ledger.settle(session, programme_id)
     where = [FlowCount.programme_id == programme_id, FlowCount.nature == nature,
              FlowCount.day >= since]
     if until is not None:
@@ -297,6 +300,7 @@ def months_between(first: dt.date, last: dt.date) -> list[str]:
 def monthly_flows(session: Session, programme_id: int, natures: list[Nature],
                   commune_id: int | None = None) -> dict[str, dict[Nature, int]]:
     """Pass per month (YYYY-MM) and nature from ``flow_counts``."""
+    ledger.settle(session, programme_id)
     where = [FlowCount.programme_id == programme_id, FlowCount.nature.in_(natures)]
     if commune_id is not None:
         where.append(FlowCount.commune_id == commune_id)

@@ -161,4 +161,4 @@ def handed_out_by(session: Session, pass_id: int) -> int | None:
         sa.select(LedgerEntry.actor_user_id).where(
             LedgerEntry.programme_id == programme_id, LedgerEntry.nature == Nature.DISTRIBUTION,
             LedgerEntry.pass_first_id <= pass_id, LedgerEntry.pass_last_id >= pass_id)
-        .order_by(LedgerEntry.seq.desc()).limit(1)).scalar_one_or_none()
+        .order_by(LedgerEntry.id.desc()).limit(1)).scalar_one_or_none()

@@ -28,7 +28,7 @@ def _history(session: Session, programme: Programme) -> Iterator[tuple[Pass, lis
     names = dict(session.execute(sa.select(Tenant.id, Tenant.name)).all())
     entries = session.execute(
         sa.select(LedgerEntry).where(LedgerEntry.programme_id == programme.id)
-        .order_by(LedgerEntry.pass_first_id, LedgerEntry.seq)
+        .order_by(LedgerEntry.pass_first_id, LedgerEntry.id)
         .execution_options(yield_per=5000)).scalars()
     pending = iter(entries)
     upcoming = next(pending, None)
@@ -40,14 +40,14 @@ def _history(session: Session, programme: Programme) -> Iterator[tuple[Pass, lis
         .execution_options(yield_per=5000))
     for pid, serial, carnet, index, state, holder in rows:
         while upcoming is not None and upcoming.pass_first_id <= pid:
-            heapq.heappush(open_entries, (upcoming.pass_last_id, upcoming.seq, upcoming))
+            heapq.heappush(open_entries, (upcoming.pass_last_id, upcoming.id, upcoming))
             upcoming = next(pending, None)
         while open_entries and open_entries[0][0] < pid:
             heapq.heappop(open_entries)
-        moves = sorted((e for _, _, e in open_entries), key=lambda e: e.seq)
+        moves = sorted((e for _, _, e in open_entries), key=lambda e: e.id)
         yield ({"serial": serial, "carnet": carnet, "index": index, "state": state.value,
                 "holder": names.get(holder, "")},
-               [{"seq": e.seq, "date": e.created_at.isoformat(), "nature": e.nature.value,
+               [{"seq": e.id, "date": e.created_at.isoformat(), "nature": e.nature.value,
                  "from_state": e.from_state.value if e.from_state else "",
                  "from_holder": names.get(e.from_holder_id, ""),
                  "to_state": e.to_state.value, "to_holder": names.get(e.to_holder_id, ""),

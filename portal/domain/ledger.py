@@ -1,23 +1,31 @@
-"""The custody ledger (issuance issue; délibération 2022, CGCT L1611-7 IV).
+"""The custody ledger (issuance issue; délibération 2022, CGCT L1611-7 IV;
+sealing off the request path: issue 18).
 
 Every movement of pass is one append-only entry, written in the same
-transaction as the state change, chained per programme with an HMAC keyed
-outside the database:
+transaction as the state change with its own MAC and no lock:
 
-    mac_n = HMAC-SHA256(key, mac_{n-1} | fields_n)
+    entry_mac = HMAC-SHA256(key, "entry" | fields)
 
-Appending locks the chain's head row (``ledger_heads``), so the entries of
-one programme get consecutive ``seq`` numbers in commit order. A monthly
-anchor (``ledger_anchors``) stores the head, so that deleting the tail or
+A database trigger queues it in ``ledger_unsealed``. The sealer (``seal``:
+``flask ledger seal --loop``, or a job of the queue) then chains the queued
+entries of each programme, in entry-id order, in batches, with an HMAC
+keyed outside the database:
+
+    mac_n = HMAC-SHA256(key, mac_{n-1} | fields_n)    (fields with seq = n)
+
+writing one ``ledger_seals`` row per entry, the chain head
+(``ledger_heads``) and the dashboards' rollups of the same batch, and
+deleting the batch from the queue — all in one transaction, under the
+head's row lock (one sealer per chain at a time). A monthly anchor
+(``ledger_anchors``) stores the sealed head, so that deleting the tail or
 rewriting the chain is detected even by someone able to recompute hashes
-without the key. The database refuses UPDATE/DELETE on entries and anchors
-(triggers of migration 0002).
+without the key. The database refuses UPDATE/DELETE on entries, seals and
+anchors (triggers of migrations 0002 and 0014).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hmac
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -26,7 +34,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from portal.domain import keys
-from portal.models import LedgerAnchor, LedgerEntry, LedgerHead, Programme, utcnow
+from portal.models import (LedgerAnchor, LedgerEntry, LedgerHead, LedgerSeal, LedgerUnsealed,
+                           Programme, utcnow)
 from portal.models.issuance import PassState
 from portal.models.ledger import Nature
 
@@ -67,6 +76,23 @@ def _mac(key: bytes, prev_mac: str, values: tuple) -> str:
     return hmac.digest(key, message.encode(), sha256).hex()
 
 
+# The fields of an entry as written (its MAC-covered fields but ``seq``,
+# which the sealer gives it).
+_ENTRY_FIELDS = tuple(f for f in _FIELDS if f != "seq")
+_SEQ_AT = _FIELDS.index("seq")
+
+
+def _entry_mac(key: bytes, values: tuple) -> str:
+    """The entry's own MAC (``values`` in ``_ENTRY_FIELDS`` order): an edit,
+    or an entry forged without the key, is detected before it is sealed."""
+    return _mac(key, "entry", values)
+
+
+def _chain_values(seq: int, entry_values: tuple) -> tuple:
+    """``_FIELDS`` values of a sealed entry: its fields with its seq."""
+    return entry_values[:_SEQ_AT] + (seq,) + entry_values[_SEQ_AT:]
+
+
 def genesis_mac(key: bytes, programme_id: int) -> str:
     return hmac.digest(key, f"genesis|{programme_id}".encode(), sha256).hex()
 
@@ -89,6 +115,8 @@ class Head:
 
 _HEADS = LedgerHead.__table__
 _ENTRIES = LedgerEntry.__table__
+_SEALS = LedgerSeal.__table__
+_QUEUE = LedgerUnsealed.__table__
 _INSERT_ENTRY = _ENTRIES.insert()
 _LOCK_HEAD = (sa.select(_HEADS.c.seq, _HEADS.c.mac)
               .where(_HEADS.c.programme_id == sa.bindparam("programme_id")).with_for_update())
@@ -98,7 +126,9 @@ _SET_HEAD = (_HEADS.update().where(_HEADS.c.programme_id == sa.bindparam("p_id")
 
 def lock_head(session: Session, programme_id: int) -> Head:
     """Lock the chain head for the rest of the transaction (PostgreSQL row
-    lock; SQLite transactions are already serialised by BEGIN IMMEDIATE)."""
+    lock; SQLite transactions are already serialised by BEGIN IMMEDIATE).
+    Taken by the sealer, and by the few business rules that need one
+    programme-wide lock (orders, tranche confirmations); never by a scan."""
     seq, mac = session.execute(_LOCK_HEAD, {"programme_id": programme_id}).one()
     return Head(programme_id, seq, mac)
 
@@ -109,16 +139,15 @@ def append(session: Session, *, programme_id: int, nature: Nature, actor: Actor,
            pass_first_id: int, pass_last_id: int, serial_first: str, serial_last: str,
            count: int, amount_cents: int, ref_type: str = "", ref_id: int | None = None,
            reason: str = "", created_at: dt.datetime | None = None,
-           head: Head | None = None, commune_id: int | None = None) -> int:
-    """Append one entry; returns its seq. Call it last in the transaction
-    to keep the head lock short."""
-    head = head or lock_head(session, programme_id)
-    seq = head.seq + 1
+           commune_id: int | None = None) -> None:
+    """Write one entry with its own MAC, in the caller's transaction, without
+    any lock: its place in the chain is given later by ``seal``. One Core
+    INSERT (the database trigger queues it for the sealer)."""
     created_at = created_at or utcnow()
     # Round-trip through the column type so the MAC covers exactly what is stored.
     created_at = created_at.astimezone(dt.timezone.utc)
     row = {
-        "programme_id": programme_id, "seq": seq, "created_at": created_at,
+        "programme_id": programme_id, "created_at": created_at,
         "nature": Nature(nature), "actor_user_id": actor.user_id,
         "actor_tenant_id": actor.tenant_id,
         "from_state": PassState(from_state) if from_state else None,
@@ -128,13 +157,113 @@ def append(session: Session, *, programme_id: int, nature: Nature, actor: Actor,
         "count": count, "amount_cents": amount_cents, "ref_type": ref_type, "ref_id": ref_id,
         "reason": reason[:500],
     }
-    row["prev_mac"] = head.mac
-    row["mac"] = _mac(keys.ledger_key(), head.mac, tuple(row[f] for f in _FIELDS))
-    # Core statements: no ORM unit of work on the hot path (scans).
+    row["entry_mac"] = _entry_mac(keys.ledger_key(), tuple(row[f] for f in _ENTRY_FIELDS))
     session.execute(_INSERT_ENTRY, row)
-    session.execute(_SET_HEAD, {"p_id": programme_id, "new_seq": seq, "new_mac": row["mac"]})
-    head.seq, head.mac = seq, row["mac"]
-    return seq
+
+
+# ---------------------------------------------------------------- sealing
+
+# How long an entry may wait for its seal before ``verify`` reports it
+# (the sealer loop runs every second; PORTAL_LEDGER_SEAL_BOUND overrides).
+SEAL_BOUND = dt.timedelta(seconds=60)
+SEAL_BATCH = 2_000
+
+_ENTRY_COLUMNS = [_ENTRIES.c.id, _ENTRIES.c.entry_mac, *(_ENTRIES.c[f] for f in _ENTRY_FIELDS)]
+
+
+@dataclass
+class SealReport:
+    sealed: int = 0
+    refused: list[str] = field(default_factory=list)    # entries whose own MAC is wrong
+    read: int = 0                                       # queued entries read by the last batch
+
+
+def pending_programmes(session: Session) -> list[int]:
+    return list(session.execute(sa.select(_QUEUE.c.programme_id).distinct()
+                                .order_by(_QUEUE.c.programme_id)).scalars())
+
+
+def seal_batch(session: Session, programme_id: int, *, batch: int = SEAL_BATCH,
+               report: SealReport | None = None) -> SealReport:
+    """Seal up to ``batch`` queued entries of one programme, in entry-id
+    order, in the caller's transaction (the caller commits): lock the head,
+    check each entry's own MAC, write its seal (seq = head + 1, …), move the
+    head, add the batch to the rollups, delete the batch from the queue.
+
+    Exactly once: the seals, the head, the rollups and the queue change in
+    one transaction, under the head's row lock — a sealer killed before
+    COMMIT leaves nothing, the next one seals the same entries; UNIQUE
+    ``entry_id`` and the (programme, seq) key forbid a second seal. An entry
+    whose own MAC is wrong (edited or forged before it was sealed) is not
+    sealed: it stays queued and ``verify`` reports it."""
+    from portal.domain import rollups
+
+    report = report or SealReport()
+    key = keys.ledger_key()
+    head = lock_head(session, programme_id)
+    queued = session.execute(
+        sa.select(_QUEUE.c.entry_id).where(_QUEUE.c.programme_id == programme_id)
+        .order_by(_QUEUE.c.entry_id).limit(batch)).scalars().all()
+    report.read = len(queued)
+    if not queued:
+        return report
+    rows = session.execute(sa.select(*_ENTRY_COLUMNS).where(_ENTRIES.c.id.in_(queued))
+                           .order_by(_ENTRIES.c.id)).all()
+    now = utcnow()
+    seals, done, entries = [], [], []
+    seq, prev = head.seq, head.mac
+    for row in rows:
+        values = tuple(row[2:])
+        if row.programme_id != programme_id or row.entry_mac is None or not hmac.compare_digest(
+                row.entry_mac, _entry_mac(key, values)):
+            report.refused.append(f"programme {programme_id}, écriture id {row.id} : contenu "
+                                  "modifié avant son scellement (sceau de l'écriture invalide)")
+            continue
+        seq += 1
+        mac = _mac(key, prev, _chain_values(seq, values))
+        seals.append({"programme_id": programme_id, "seq": seq, "entry_id": row.id,
+                      "prev_mac": prev, "mac": mac, "sealed_at": now})
+        done.append(row.id)
+        entries.append(row)
+        prev = mac
+    if seals:
+        session.execute(_SEALS.insert(), seals)
+        session.execute(_SET_HEAD, {"p_id": programme_id, "new_seq": seq, "new_mac": prev})
+        rollups.add_entries(session, programme_id, entries)
+        session.execute(_QUEUE.delete().where(_QUEUE.c.entry_id.in_(done)))
+    report.sealed += len(seals)
+    return report
+
+
+def seal(session: Session, programme_id: int | None = None, *, batch: int = SEAL_BATCH,
+         commit: bool = True) -> SealReport:
+    """Seal every queued entry (of one programme, or of all), one batch per
+    transaction when ``commit``."""
+    report = SealReport()
+    for pid in [programme_id] if programme_id else pending_programmes(session):
+        while True:
+            sealed = report.sealed
+            seal_batch(session, pid, batch=batch, report=report)
+            if commit:
+                session.commit()
+            if report.read < batch or report.sealed == sealed:
+                break
+    return report
+
+
+def has_unsealed(session: Session, programme_id: int | None = None) -> bool:
+    query = sa.select(_QUEUE.c.entry_id)
+    if programme_id is not None:
+        query = query.where(_QUEUE.c.programme_id == programme_id)
+    return session.execute(query.limit(1)).first() is not None
+
+
+def settle(session: Session, programme_id: int | None = None) -> None:
+    """Seal first: what the readers of sealed figures (reddition, anchors,
+    dashboards' rollups) call before reading, so that they see every
+    committed movement. Writes (and commits) only if something is queued."""
+    if has_unsealed(session, programme_id):
+        seal(session, programme_id)
 
 
 # ---------------------------------------------------------------- anchors
@@ -152,6 +281,7 @@ def anchor(session: Session, programme_id: int, period: str) -> LedgerAnchor:
     ).scalar_one_or_none()
     if existing is not None:
         return existing
+    seal(session, programme_id, commit=False)   # anchors read only sealed entries
     head = lock_head(session, programme_id)
     record = LedgerAnchor(programme_id=programme_id, period=period, head_seq=head.seq,
                           head_mac=head.mac,
@@ -172,68 +302,72 @@ class VerifyReport:
     # In ``since_anchor`` mode, programme id -> the anchor the check started
     # from (its entries up to the anchor were verified when it was made).
     started_from: dict = field(default_factory=dict)
+    # Entries waiting for their seal for less than the bound (not problems).
+    pending: int = 0
 
     @property
     def first_problem(self) -> str | None:
         return self.problems[0] if self.problems else None
 
 
-def _hmac_sha256_pads(key: bytes):
-    """The ``copy`` methods of two SHA-256 states fed with the key's inner and
-    outer pads (RFC 2104): hashing a message with a copy of the inner state,
-    then its digest with a copy of the outer state, gives ``hmac.digest(key,
-    message, sha256)`` without hashing the key again for every message
-    (about twice as fast for the short messages of the ledger)."""
-    if len(key) > 64:                       # SHA-256 block size
-        key = sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    return (sha256(bytes(b ^ 0x36 for b in key)).copy,
-            sha256(bytes(b ^ 0x5C for b in key)).copy)
-
-
 # created_at as UtcDateTime stores it on SQLite (UTC), for the years 1000 to 9999.
-_SQLITE_STORED_UTC = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
-                                r"\.[0-9]{6}")
+_SQLITE_UTC_GLOB = ("[1-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+                    ".[0-9][0-9][0-9][0-9][0-9][0-9]")
 
 
 def _fields_text(dialect_name: str, python_text):
-    """How ``verify`` gets an entry's ``"|" + "|".join(_text(v) for v in
-    <its _FIELDS>)`` without loading one typed value per field: returns the
-    columns to select and ``text_of(selected values, entry id)``.
+    """How ``verify`` gets a sealed entry's ``"|" + "|".join(_text(v) for v
+    in <its _FIELDS>)`` without loading one typed value per field: returns
+    the columns to select (from ``ledger_seals`` joined to
+    ``ledger_entries``: ``seq`` is the seal's) and ``text_of(selected
+    values, entry id, seq)``.
 
     PostgreSQL prints the text itself (integers and enum values print as in
     Python, NULL as "", created_at as "%Y-%m-%dT%H:%M:%S.%f" in UTC; its text
-    holds no NUL and its types are strict, so the text is exact). Elsewhere
-    the raw stored values are read, as the typed columns would return them
-    but for enums (stored as their values) and created_at, which, stored by
-    UtcDateTime on SQLite, becomes ``_text``'s text by swapping its separator
-    for "T". Any other entry (a year before 1000, a value stored otherwise)
-    goes through ``python_text``: the typed values and ``_text``."""
-    entries = LedgerEntry.__table__
+    holds no NUL and its types are strict, so the text is exact). SQLite
+    builds it too, from the raw stored values (as the typed columns would
+    return them but for enums, stored as their values, and created_at,
+    which, stored by UtcDateTime, becomes ``_text``'s text by swapping its
+    separator for "T"). Any other entry (a year before 1000, a value stored
+    otherwise) goes through ``python_text``: the typed values and ``_text``.
+    A text that differs from ``_text``'s can only make a MAC fail, never
+    pass: the bytes hashed for a genuine entry are ``_mac``'s."""
+    entries, seals = _ENTRIES, _SEALS
+
+    def source(name):
+        return seals.c.seq if name == "seq" else entries.c[name]
     if dialect_name == "postgresql":
         utc = sa.func.timezone("UTC", entries.c.created_at)
         parts = [sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US') if name == "created_at"
-                 else sa.cast(entries.c[name], sa.Text) for name in _FIELDS]
+                 else sa.cast(source(name), sa.Text) for name in _FIELDS]
         text = sa.func.concat_ws("|", "", *(sa.func.coalesce(part, "") for part in parts))
         printable = sa.extract("year", utc).between(1000, 9999)
         column = sa.type_coerce(sa.case((printable, text), else_=sa.null()), sa.String)
 
-        def text_of(values, entry_id: int) -> str:
-            return python_text(entry_id) if values[0] is None else values[0]
+        def text_of(values, entry_id: int, seq: int) -> str:
+            return python_text(entry_id, seq) if values[0] is None else values[0]
         return [column], text_of
 
-    at = _FIELDS.index("created_at")
-    canonical = _SQLITE_STORED_UTC.fullmatch
+    # SQLite: the same text built by SQLite itself from the raw stored values
+    # (integers print as in Python, enums are stored as their values, NULL →
+    # ""), created_at — as UtcDateTime stores it, "YYYY-MM-DD HH:MM:SS.ffffff"
+    # in UTC — with "T" for its separator; any other created_at gives NULL
+    # and goes through ``python_text``.
+    stamp = entries.c.created_at
+    created = sa.case((sa.type_coerce(stamp, sa.String).op("GLOB")(_SQLITE_UTC_GLOB),
+                       sa.func.substr(sa.type_coerce(stamp, sa.String), 1, 10) + "T"
+                       + sa.func.substr(sa.type_coerce(stamp, sa.String), 12)),
+                      else_=sa.null())
+    parts = [created if name == "created_at"
+             else sa.func.coalesce(sa.cast(source(name), sa.Text), "") for name in _FIELDS]
+    text = sa.literal("", sa.String)
+    for part in parts:
+        text = text + "|" + part
+    column = sa.type_coerce(text, sa.String)
 
-    def text_of(values, entry_id: int) -> str:
-        stamp = values[at]
-        if type(stamp) is not str or not canonical(stamp):
-            return python_text(entry_id)
-        parts = ["" if v is None else str(v) for v in values]
-        parts[at] = stamp[:10] + "T" + stamp[11:]
-        return "|" + "|".join(parts)
-    # Raw values: no Enum / UtcDateTime conversion of the results.
-    return [sa.type_coerce(entries.c[name], sa.String) for name in _FIELDS], text_of
+    def text_of(values, entry_id: int, seq: int) -> str:
+        return python_text(entry_id, seq) if values[0] is None else values[0]
+    return [column], text_of
 
 
 def last_anchor(session: Session, programme_id: int) -> LedgerAnchor | None:
@@ -242,39 +376,126 @@ def last_anchor(session: Session, programme_id: int) -> LedgerAnchor | None:
         .order_by(LedgerAnchor.head_seq.desc(), LedgerAnchor.id.desc()).limit(1)).scalar()
 
 
+def _raw_partitions(connection, statement, batch: int):
+    """The rows of ``statement`` as plain DBAPI tuples, ``batch`` at a time
+    (no SQLAlchemy Row per entry: verify reads a million of them). A
+    server-side cursor on PostgreSQL; SQLite's cursor reads rows as they are
+    fetched anyway. The values need no type processing (integers and text)."""
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect)
+    driver = connection.connection.driver_connection
+    if dialect.name == "postgresql":
+        params = compiled.params
+        cursor = driver.cursor(name="pn_ledger_verify")
+    else:
+        params = tuple(compiled.params[name] for name in compiled.positiontup)
+        cursor = driver.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        while True:
+            rows = cursor.fetchmany(batch)
+            if not rows:
+                return
+            yield rows
+    finally:
+        cursor.close()
+
+
+def seal_bound() -> dt.timedelta:
+    import os
+    seconds = os.environ.get("PORTAL_LEDGER_SEAL_BOUND")
+    return dt.timedelta(seconds=float(seconds)) if seconds else SEAL_BOUND
+
+
+def _unsealed_problems(session: Session, pid: int, sealed: int, key: bytes,
+                       now: dt.datetime) -> tuple[int, list[str]]:
+    """Entries of the chain without a seal: those waiting in the queue for
+    less than the bound, with a valid own MAC, are fine (returns how many);
+    any other is a problem — waiting too long (the sealer is stopped),
+    edited or forged before its seal (own MAC invalid), or written past the
+    queue (inserted behind the triggers)."""
+    total = session.execute(sa.select(sa.func.count()).select_from(_ENTRIES)
+                            .where(_ENTRIES.c.programme_id == pid)).scalar()
+    queued = session.execute(sa.select(sa.func.count()).select_from(_QUEUE)
+                             .where(_QUEUE.c.programme_id == pid)).scalar()
+    if total == sealed and not queued:
+        return 0, []
+    problems, pending = [], 0
+    for (entry_id,) in session.execute(
+            sa.select(_QUEUE.c.entry_id).where(
+                _QUEUE.c.programme_id == pid,
+                ~sa.exists().where(_ENTRIES.c.id == _QUEUE.c.entry_id))
+            .order_by(_QUEUE.c.entry_id)):
+        problems.append(f"programme {pid}, écriture id {entry_id} (non scellée) : écriture "
+                        "supprimée avant son scellement")
+    rows = session.execute(
+        sa.select(*_ENTRY_COLUMNS, _QUEUE.c.queued_at)
+        .outerjoin(_QUEUE, _QUEUE.c.entry_id == _ENTRIES.c.id)
+        .where(_ENTRIES.c.programme_id == pid,
+               ~sa.exists().where(_SEALS.c.entry_id == _ENTRIES.c.id))
+        .order_by(_ENTRIES.c.id)).all()
+    bound = seal_bound()
+    for row in rows:
+        values = tuple(row[2:-1])
+        label = f"programme {pid}, écriture id {row.id} (non scellée)"
+        if row.entry_mac is None or not hmac.compare_digest(row.entry_mac,
+                                                            _entry_mac(key, values)):
+            problems.append(f"{label} : contenu modifié ou écriture forgée (sceau de l'écriture "
+                            "invalide)")
+        elif row.queued_at is None:
+            problems.append(f"{label} : écriture insérée hors du journal (absente de la file "
+                            "de scellement)")
+        elif now.timestamp() - row.queued_at > bound.total_seconds():
+            problems.append(f"{label} : en attente de scellement depuis plus de "
+                            f"{int(bound.total_seconds())} s (le scelleur est-il arrêté ?)")
+        else:
+            pending += 1
+    return pending, problems
+
+
 def verify(session: Session, programme_id: int | None = None, *, batch: int = 20_000,
-           since_anchor: bool = False) -> VerifyReport:
-    """Recompute every chain. Reports the first bad entry of each chain:
-    edited (MAC differs), deleted/inserted/swapped (seq or link broken),
-    truncated tail (head or an anchor points past the last entry), and
-    anchors or heads that do not match the entries.
+           since_anchor: bool = False, reconcile: bool = False) -> VerifyReport:
+    """Recompute every sealed chain, then look at the entries not sealed
+    yet. Reports the first bad seal of each chain: edited (MAC differs),
+    deleted/inserted/swapped (seq or link broken, entry missing), truncated
+    tail (head or an anchor points past the last seal), anchors or heads
+    that do not match; and every entry left unsealed longer than the bound
+    (``SEAL_BOUND``), edited before its seal or written past the queue.
 
     ``since_anchor``: start each chain at its last anchor instead of its
-    genesis — the anchor's own HMAC is checked, the entry it names must still
-    carry its ``head_mac``, and only the later entries are recomputed (the
+    genesis — the anchor's own HMAC is checked, the seal it names must still
+    carry its ``head_mac``, and only the later seals are recomputed (the
     monthly anchor job, ``flask ledger anchor``, verifies the chain before it
     anchors, so the entries up to an anchor were verified then). This is the
     reddition's check; an edit of an entry older than the last anchor is
     only found by a full verification (``flask ledger verify``, the
     reddition page's "vérification complète" panel).
 
+    ``reconcile``: also compare, per programme, the balances of the sealed
+    ledger with the pass themselves (``flask ledger verify`` does): the one
+    check that sees an entry deleted *with its queue row* before it was
+    sealed — the pass it moved no longer match the ledger. Seal first.
+
     Speed (bench/ledger_verify.py, 1 000 000 entries): each entry's text is
-    built from raw or database-printed values (``_fields_text``), rows are
-    read as plain Core rows, and the HMAC starts from the key's pads hashed
-    once (``_hmac_sha256_pads``); the bytes hashed are still ``_mac``'s."""
+    printed by the database (``_fields_text``), rows are read as plain DBAPI
+    tuples (``_raw_partitions``), and the HMAC is OpenSSL's one-shot
+    ``hmac.digest``; the bytes hashed are ``_mac``'s."""
     key = keys.ledger_key()
-    inner_copy, outer_copy = _hmac_sha256_pads(key)
+    digest = hmac.digest
     compare_digest = hmac.compare_digest
     programme_ids = [programme_id] if programme_id else list(session.execute(
         sa.select(Programme.id).order_by(Programme.id)).scalars())
     problems: list[str] = []
     total = 0
+    pending_total = 0
+    now = utcnow()
     connection = session.connection()
-    streamed = connection.dialect.supports_server_side_cursors
-    typed_fields = [getattr(LedgerEntry, f) for f in _FIELDS]
+    typed_fields = [_SEALS.c.seq if f == "seq" else getattr(LedgerEntry, f) for f in _FIELDS]
 
-    def python_text(entry_id: int) -> str:
-        values = session.execute(sa.select(*typed_fields).where(LedgerEntry.id == entry_id)).one()
+    def python_text(entry_id: int, seq: int) -> str:
+        values = session.execute(sa.select(*typed_fields).join_from(
+            _SEALS, _ENTRIES, _ENTRIES.c.id == _SEALS.c.entry_id)
+            .where(_SEALS.c.entry_id == entry_id)).one()
         return "|" + "|".join(_text(v) for v in values)
 
     text_columns, text_of = _fields_text(connection.dialect.name, python_text)
@@ -292,8 +513,8 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
                 problems.append(f"{label} : clôture falsifiée")
                 continue
             at_anchor = genesis_mac(key, pid) if start.head_seq == 0 else session.execute(
-                sa.select(LedgerEntry.mac).where(LedgerEntry.programme_id == pid,
-                                                 LedgerEntry.seq == start.head_seq)).scalar()
+                sa.select(_SEALS.c.mac).where(_SEALS.c.programme_id == pid,
+                                              _SEALS.c.seq == start.head_seq)).scalar()
             if at_anchor != start.head_mac:
                 problems.append(f"{label} : l'écriture n° {start.head_seq} "
                                 + ("n'existe plus (journal tronqué)" if at_anchor is None else
@@ -310,29 +531,32 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
         problem = None
         # Plain Core rows; a server-side cursor where there is one (PostgreSQL),
         # SQLite's cursor reads rows as they are fetched anyway.
-        result = connection.execute(
-            sa.select(LedgerEntry.seq, LedgerEntry.id, LedgerEntry.prev_mac, LedgerEntry.mac,
-                      *text_columns)
-            .where(LedgerEntry.programme_id == pid, LedgerEntry.seq >= first_seq)
-            .order_by(LedgerEntry.seq)
-            .execution_options(stream_results=streamed, max_row_buffer=batch))
-        for rows in result.partitions(batch):
+        partitions = _raw_partitions(
+            connection,
+            sa.select(_SEALS.c.seq, _SEALS.c.entry_id, _ENTRIES.c.id, _SEALS.c.prev_mac,
+                      _SEALS.c.mac, *text_columns)
+            .select_from(_SEALS.outerjoin(_ENTRIES, _ENTRIES.c.id == _SEALS.c.entry_id))
+            .where(_SEALS.c.programme_id == pid, _SEALS.c.seq >= first_seq)
+            .order_by(_SEALS.c.seq), batch)
+        for rows in partitions:
             for row in rows:
-                seq, entry_id, prev_mac, stored_mac = row[0], row[1], row[2], row[3]
+                seq, entry_id, present, prev_mac, stored_mac = row[0], row[1], row[2], row[3], \
+                    row[4]
                 if seq != expected_seq:
                     kind = "supprimée" if seq > expected_seq else "insérée ou dupliquée"
                     problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : rupture de "
                                f"séquence (attendu n° {expected_seq}, écriture {kind})")
                     break
+                if present is None:
+                    problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : écriture "
+                               "supprimée (son sceau demeure)")
+                    break
                 if prev_mac != prev:
                     problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : chaînage "
                                "rompu (écriture déplacée, insérée ou supprimée avant elle)")
                     break
-                inner = inner_copy()                    # mac = _mac(key, prev, values)
-                inner.update((prev + text_of(row[4:], entry_id)).encode())
-                outer = outer_copy()
-                outer.update(inner.digest())
-                mac = outer.hexdigest()
+                mac = digest(key, (prev + text_of(row[5:], entry_id, seq)).encode(),
+                             "sha256").hex()
                 if not compare_digest(mac, stored_mac):
                     problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : contenu "
                                "modifié (sceau HMAC invalide)")
@@ -343,11 +567,11 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
                 expected_seq += 1
             if problem:
                 break
-        result.close()
+        partitions.close()
         if problem:
             problems.append(problem)
-            total += session.execute(sa.select(sa.func.count()).select_from(LedgerEntry)
-                                     .where(LedgerEntry.programme_id == pid)).scalar()
+            total += session.execute(sa.select(sa.func.count()).select_from(_SEALS)
+                                     .where(_SEALS.c.programme_id == pid)).scalar()
             continue
         total += expected_seq - first_seq
         last_seq = expected_seq - 1
@@ -370,8 +594,16 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
             else:
                 problems.append(f"programme {pid} : la tête de chaîne ne correspond pas à la "
                                 f"dernière écriture (n° {last_seq})")
+        pending, unsealed = _unsealed_problems(session, pid, last_seq, key, now)
+        pending_total += pending
+        problems.extend(unsealed)
+        if reconcile and not pending:
+            from portal.domain import custody
+            if balances(session, pid) != custody.state_counts(session, pid):
+                problems.append(f"programme {pid} : les soldes du journal ne correspondent plus "
+                                "aux pass (écriture supprimée avant son scellement ?)")
     return VerifyReport(ok=not problems, entries=total, problems=problems,
-                        started_from=started_from)
+                        started_from=started_from, pending=pending_total)
 
 
 # ---------------------------------------------------------------- balances

@@ -17,6 +17,7 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal.domain import ledger
 from portal.models import FlowCount, Tenant
 from portal.models.ledger import Nature
 
@@ -29,6 +30,7 @@ def raw_counts(session: Session) -> dict[tuple[int, str], dict[str, int]]:
     """(commune_id, YYYY-MM) → measure → pass, before suppression."""
     natures = {n: key for key, n in MEASURES}
     result: dict = defaultdict(lambda: {key: 0 for key, _ in MEASURES})
+    ledger.settle(session)                    # flow_counts count sealed entries only
     for commune, day, nature, n in session.execute(
             sa.select(FlowCount.commune_id, FlowCount.day, FlowCount.nature, FlowCount.count)
             .where(FlowCount.nature.in_(list(natures)), FlowCount.commune_id != 0)):

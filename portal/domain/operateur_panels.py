@@ -35,9 +35,9 @@ from portal.domain import dashboards, operateurs
 from portal.domain.permissions import TenantKind
 from portal.domain.tables import Column, Table
 from portal.formatting import PARIS, format_date
-from portal.models import (Anomaly, BankDetails, Convention, OperateurProfile, Programme,
-                           Qualification, ReviewStatus, Scan, Statement, StatementLine,
-                           StatementStatus, Tenant)
+from portal.models import (Anomaly, BankDetails, Convention, LineStatus, OperateurProfile,
+                           PaymentLine, Programme, Qualification, ReviewStatus, Scan, Statement,
+                           StatementLine, StatementStatus, Tenant)
 
 DAYS = 30
 
@@ -255,11 +255,22 @@ def own_statements(session: Session, structure: Tenant) -> list[dict]:
                    .join(Statement, Statement.id == StatementLine.statement_id)
                    .where(Statement.structure_id == structure.id)
                    .group_by(StatementLine.statement_id))}
+    # Issue 17: the last returned transfer of a statement still to be paid.
+    returned = {sid: (on, reason) for sid, on, reason in session.execute(
+        sa.select(PaymentLine.statement_id, PaymentLine.returned_on, PaymentLine.return_reason)
+        .where(PaymentLine.structure_id == structure.id,
+               PaymentLine.status == LineStatus.RETOURNE).order_by(PaymentLine.attempt))}
     rows = []
     for s in session.execute(sa.select(Statement).where(Statement.structure_id == structure.id)
                              .order_by(Statement.period.desc(), Statement.id)).scalars():
         lines, scans, cents = figures.get(s.id, (0, 0, 0))
-        rows.append({"id": s.id, "period": s.period, "status": PAYMENT_STATUS[s.status],
+        status = PAYMENT_STATUS[s.status]
+        if s.status is StatementStatus.PAYE and s.paid_on:
+            status = f"payé le {s.paid_on:%d/%m/%Y}"
+        elif s.id in returned:
+            status = (f"virement retourné le {returned[s.id][0]:%d/%m/%Y} ({returned[s.id][1]}) : "
+                      "IBAN à revoir, à payer de nouveau")
+        rows.append({"id": s.id, "period": s.period, "status": status, "state": s.status,
                      "lines": lines, "pass": scans, "cents": cents,
                      "validated_on": _paris_day(s.validated_at) if s.validated_at else None,
                      "paid_on": s.paid_on, "reference": s.bank_reference or ""})
@@ -285,9 +296,9 @@ def structure_headline(session: Session, structure: Tenant, today: dt.date) -> d
     return {"month_scans": sum(n for n, _c in month.values()),
             "month_cents": sum(c for _n, c in month.values()),
             "to_pay_cents": sum(r["cents"] for r in statements
-                                if r["status"] == PAYMENT_STATUS[StatementStatus.VALIDE]),
+                                if r["state"] is StatementStatus.VALIDE),
             "paid_cents": sum(r["cents"] for r in statements
-                              if r["status"] == PAYMENT_STATUS[StatementStatus.PAYE])}
+                              if r["state"] is StatementStatus.PAYE)}
 
 
 dashboards.MANDATAIRE_PANELS.update({

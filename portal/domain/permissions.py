@@ -126,6 +126,8 @@ class Permission(str, enum.Enum):
     REGISTER_STRUCTURES = "register_structures"        # référent or #APTIC: structures
     # Issue 13: the action journal of the tenant (and of what it oversees).
     READ_JOURNAL = "read_journal"
+    # Funds of the mandate and SEPA payment runs (issue 17).
+    MANAGE_FUNDS = "manage_funds"                # #APTIC: calls, advances, runs, bank statements
 
 
 P = Permission
@@ -163,6 +165,8 @@ ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.GENERATE_REPORTS}
 ROLE_PERMISSIONS[Role.REFERENT] |= {P.WRITE_EXPERIENCE}
 ROLE_PERMISSIONS[Role.HUB_AGENT] |= {P.MANAGE_HUB_NETWORK}
 ROLE_PERMISSIONS[Role.HUB_ADMIN] |= {P.MANAGE_HUB_NETWORK}
+# Funds of the mandate (issue 17).
+ROLE_PERMISSIONS[Role.APTIC_ADMIN] |= {P.MANAGE_FUNDS}
 # Day one (issue 13, part b).
 ROLE_PERMISSIONS[Role.APTIC_ADMIN] |= {P.REGISTER_COMMANDITAIRES, P.REGISTER_STRUCTURES}
 ROLE_PERMISSIONS[Role.MGP_ADMIN] |= {P.MANAGE_TERRITORY}
@@ -208,6 +212,7 @@ PERMISSION_LABELS = {
     P.REGISTER_COMMANDITAIRES: "Enregistrer les commanditaires et inviter leur administrateur",
     P.MANAGE_TERRITORY: "Ajouter les communes du territoire et inviter leurs référents",
     P.REGISTER_STRUCTURES: "Enregistrer les structures d'une commune et inviter leur administrateur",
+    P.MANAGE_FUNDS: "Gérer les fonds du mandat (avances, virements SEPA, relevés bancaires)",
 }
 
 

@@ -38,15 +38,16 @@ from portal.domain import ledger
 from portal.domain.errors import InvalidInput
 from portal.domain.ledger import Actor
 from portal.formatting import PARIS, format_eur
-from portal.models import (Distribution, FlowCount, LedgerEntry, LedgerHead, Mandate, Pass, Programme,
-                           RedditionClosure, Tenant)
+from portal.models import (BankImport, BankLine, BankOutcome, Distribution, FlowCount, FundAdvance,
+                           LedgerEntry, LedgerHead, Mandate, Pass, PaymentLine, PaymentRun,
+                           Programme, RedditionClosure, RunStatus, Tenant)
 from portal.models.issuance import PassState as S
-from portal.models.ledger import NATURE_LABELS, Nature
+from portal.models.ledger import FUND_NATURES, NATURE_LABELS, Nature
 
 CIRCULATION = frozenset({S.LIVRE, S.REPARTI, S.DISTRIBUE, S.SCANNE, S.CONTRE_PAIEMENT, S.BLOQUE})
 NATURE_ORDER = [Nature.LIVRAISON, Nature.REPARTITION, Nature.REPRISE, Nature.DISTRIBUTION,
                 Nature.SCAN, Nature.ANNULATION_SCAN, Nature.CONTRE_PAIEMENT, Nature.PAIEMENT,
-                Nature.RESTITUTION, Nature.BLOCAGE, Nature.ANNULATION, Nature.EXPIRATION,
+                Nature.RETOUR_PAIEMENT, Nature.RESTITUTION, Nature.BLOCAGE, Nature.ANNULATION, Nature.EXPIRATION,
                 Nature.EMISSION, Nature.ACTIVATION]
 STOCK_ROW = "Stock de la Métropole et émission"
 
@@ -70,6 +71,28 @@ class Row:
 
 
 @dataclass
+class Funds:
+    """Funds section: advances, transfers and returns of the period (every
+    operation, no netting), opening and closing balance of the funds
+    available, and each movement with its supporting record. Read from the
+    ledger (natures AVANCE, VIREMENT, RETOUR_VIREMENT)."""
+    opening_cents: int = 0
+    advances_cents: int = 0
+    payments_cents: int = 0
+    returns_cents: int = 0
+    records: list = field(default_factory=list)
+
+    @property
+    def closing_cents(self) -> int:
+        return self.opening_cents + self.advances_cents - self.payments_cents + self.returns_cents
+
+    def to_dict(self) -> dict:
+        return {"ouverture": self.opening_cents, "avances": self.advances_cents,
+                "virements": self.payments_cents, "retours": self.returns_cents,
+                "cloture": self.closing_cents, "mouvements": self.records}
+
+
+@dataclass
 class Statement:
     mandate_reference: str
     mandant: str
@@ -84,6 +107,8 @@ class Statement:
     ledger_ok: bool
     # What the integrity check covered (not part of the statement's hash).
     ledger_scope: list[str] = field(default_factory=list)
+    # The mandate's funds (issue 17): see ``Funds``.
+    funds: Funds | None = None
 
     def to_json(self) -> str:
         def amount(a):
@@ -97,7 +122,8 @@ class Statement:
                            "mandataire": self.mandataire, "debut": self.start.isoformat(),
                            "fin": self.end.isoformat(), "lignes": [row(r) for r in self.rows],
                            "total": row(self.total), "ecarts": self.mismatches,
-                           "distributions": self.distributions, "paiements": self.payments},
+                           "distributions": self.distributions, "paiements": self.payments,
+                           "fonds": self.funds.to_dict() if self.funds else None},
                           ensure_ascii=False, sort_keys=True)
 
     def sha256(self) -> str:
@@ -156,6 +182,7 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
         # custody (portal.domain.rollups, flow_counts: Paris days, like _bounds).
         # Summed in SQL per commune, nature and side of ``start``.
         face_value = face[programme.id]
+        ledger.settle(session, programme.id)    # the rollups count sealed entries only
         before = (FlowCount.day < start).label("before")
         for commune_id, nature, is_before, count, cents, circulation in session.execute(
                 sa.select(FlowCount.commune_id, FlowCount.nature, before,
@@ -172,14 +199,14 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
             row.closing.add(circulation, circulation * face_value)
         # Check 2, in the database: each entry's amount is its count × the face value.
         for seq, nature, count, cents in session.execute(
-                sa.select(LedgerEntry.seq, LedgerEntry.nature, LedgerEntry.count,
+                sa.select(LedgerEntry.id, LedgerEntry.nature, LedgerEntry.count,
                           LedgerEntry.amount_cents)
                 .where(LedgerEntry.programme_id == programme.id, LedgerEntry.created_at >= low,
-                       LedgerEntry.created_at < high,
+                       LedgerEntry.created_at < high, LedgerEntry.nature.not_in(FUND_NATURES),
                        LedgerEntry.amount_cents != LedgerEntry.count * face_value)
-                .order_by(LedgerEntry.seq)):
+                .order_by(LedgerEntry.id)):
             mismatches.append(
-                f"{programme.prefix}, écriture n° {seq} ({NATURE_LABELS[nature]}) : "
+                f"{programme.prefix}, écriture id {seq} ({NATURE_LABELS[nature]}) : "
                 f"montant {format_eur(cents)} pour {count} pass, attendu "
                 f"{format_eur(count * face_value)}.")
         # Independent aggregate of the same entries (check 1).
@@ -187,7 +214,8 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
                 sa.select(LedgerEntry.nature, sa.func.sum(LedgerEntry.count),
                           sa.func.sum(LedgerEntry.amount_cents))
                 .where(LedgerEntry.programme_id == programme.id, LedgerEntry.created_at >= low,
-                       LedgerEntry.created_at < high).group_by(LedgerEntry.nature)):
+                       LedgerEntry.created_at < high, LedgerEntry.nature.not_in(FUND_NATURES))
+                .group_by(LedgerEntry.nature)):
             independent[nature].add(int(count), int(cents))
     for row in rows.values():
         row.closing = Amount(row.opening.count + row.closing.count,
@@ -230,10 +258,82 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
     if not ledger_ok:
         mismatches.append("Le journal ne passe pas la vérification d'intégrité "
                           "(flask --app wsgi ledger verify).")
+    fund_section = funds_section(session, mandate, programmes, low, high, names)
+    mismatches.extend(_check_funds(session, mandate, fund_section, low, high))
     return Statement(mandate.reference, names.get(mandate.mandant_id, ""),
                      names.get(mandate.mandataire_id, ""), start, end, ordered, total, mismatches,
                      _distributions(session, mandate, low, high, names),
-                     _payments(session, programmes, low, high, names), ledger_ok, ledger_scope)
+                     _payments(session, programmes, low, high, names), ledger_ok, ledger_scope,
+                     fund_section)
+
+
+def _fund_entries(mandate: Mandate, programmes: list[Programme]):
+    """The ledger's fund entries of this mandate (its records' ids)."""
+    advances = sa.select(FundAdvance.id).where(FundAdvance.mandate_id == mandate.id)
+    lines = (sa.select(PaymentLine.id).join(PaymentRun, PaymentRun.id == PaymentLine.run_id)
+             .where(PaymentRun.mandate_id == mandate.id))
+    return [LedgerEntry.programme_id.in_([p.id for p in programmes]),
+            LedgerEntry.nature.in_(FUND_NATURES),
+            sa.or_(sa.and_(LedgerEntry.ref_type == "avance", LedgerEntry.ref_id.in_(advances)),
+                   sa.and_(LedgerEntry.ref_type == "ligne_virement",
+                           LedgerEntry.ref_id.in_(lines)))]
+
+
+def funds_section(session: Session, mandate: Mandate, programmes: list[Programme],
+                  low: dt.datetime, high: dt.datetime, names: dict) -> Funds:
+    section = Funds()
+    if not programmes:
+        return section
+    where = _fund_entries(mandate, programmes)
+    sign = {Nature.AVANCE: 1, Nature.VIREMENT: -1, Nature.RETOUR_VIREMENT: 1}
+    for nature, cents in session.execute(
+            sa.select(LedgerEntry.nature, sa.func.sum(LedgerEntry.amount_cents))
+            .where(*where, LedgerEntry.created_at < low).group_by(LedgerEntry.nature)):
+        section.opening_cents += sign[Nature(nature)] * int(cents)
+    for entry in session.execute(
+            sa.select(LedgerEntry).where(*where, LedgerEntry.created_at >= low,
+                                         LedgerEntry.created_at < high)
+            .order_by(LedgerEntry.created_at, LedgerEntry.id)).scalars():
+        if entry.nature is Nature.AVANCE:
+            section.advances_cents += entry.amount_cents
+        elif entry.nature is Nature.VIREMENT:
+            section.payments_cents += entry.amount_cents
+        else:
+            section.returns_cents += entry.amount_cents
+        section.records.append({
+            "date": entry.created_at.astimezone(PARIS).strftime("%d/%m/%Y"),
+            "nature": NATURE_LABELS[entry.nature], "montant_centimes": entry.amount_cents,
+            "tiers": names.get(entry.to_holder_id, ""), "piece": f"{entry.ref_type} {entry.ref_id}",
+            "libelle": entry.reason, "ecriture": entry.id})
+    return section
+
+
+def _check_funds(session: Session, mandate: Mandate, section: Funds, low: dt.datetime,
+                 high: dt.datetime) -> list[str]:
+    """The ledger's funds section against the supporting records themselves."""
+    def total(query) -> int:
+        return int(session.execute(query).scalar() or 0)
+    advances = total(sa.select(sa.func.sum(FundAdvance.amount_cents)).where(
+        FundAdvance.mandate_id == mandate.id, FundAdvance.created_at >= low,
+        FundAdvance.created_at < high))
+    payments = total(sa.select(sa.func.sum(PaymentLine.amount_cents))
+                     .join(PaymentRun, PaymentRun.id == PaymentLine.run_id)
+                     .where(PaymentRun.mandate_id == mandate.id,
+                            PaymentRun.status == RunStatus.EXPORTEE,
+                            PaymentRun.exported_at >= low, PaymentRun.exported_at < high))
+    returns = total(sa.select(sa.func.sum(BankLine.amount_cents))
+                    .join(BankImport, BankImport.id == BankLine.import_id)
+                    .where(BankImport.mandate_id == mandate.id,
+                           BankLine.outcome == BankOutcome.RETOUR,
+                           BankImport.imported_at >= low, BankImport.imported_at < high))
+    problems = []
+    for label, mine, theirs in (("avances", section.advances_cents, advances),
+                                ("virements", section.payments_cents, payments),
+                                ("retours", section.returns_cents, returns)):
+        if mine != theirs:
+            problems.append(f"Fonds, {label} : le journal indique {format_eur(mine)}, les pièces "
+                            f"{format_eur(theirs)}.")
+    return problems
 
 
 def _distributions(session, mandate, low, high, names) -> list[dict]:
@@ -257,9 +357,10 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
     rows = session.execute(
         sa.select(LedgerEntry).where(LedgerEntry.programme_id.in_([p.id for p in programmes]),
                                      LedgerEntry.nature.in_((Nature.CONTRE_PAIEMENT,
-                                                             Nature.PAIEMENT)),
+                                                             Nature.PAIEMENT,
+                                                             Nature.RETOUR_PAIEMENT)),
                                      LedgerEntry.created_at >= low, LedgerEntry.created_at < high)
-        .order_by(LedgerEntry.created_at, LedgerEntry.seq)).scalars()
+        .order_by(LedgerEntry.created_at, LedgerEntry.id)).scalars()
     return [{"date": e.created_at.astimezone(PARIS).strftime("%d/%m/%Y"),
              "nature": NATURE_LABELS[e.nature], "operateur": names.get(e.to_holder_id, ""),
              "pass": e.count, "montant_centimes": e.amount_cents,
@@ -269,8 +370,12 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
 
 def full_verification(session: Session, mandate: Mandate) -> list[tuple[Programme, ledger.VerifyReport]]:
     """Every entry of each programme's chain since emission (the reddition
-    page's lazy "vérification complète" panel; ``flask ledger verify``)."""
-    return [(p, ledger.verify(session, p.id)) for p in programmes_of_mandate(session, mandate)]
+    page's lazy "vérification complète" panel; ``flask ledger verify``),
+    sealed first."""
+    programmes = programmes_of_mandate(session, mandate)
+    for p in programmes:
+        ledger.settle(session, p.id)
+    return [(p, ledger.verify(session, p.id)) for p in programmes]
 
 
 # ---------------------------------------------------------------- exports
@@ -317,6 +422,18 @@ def to_csv(statement: Statement) -> str:
     for p in statement.payments:
         writer.writerow(["", p["date"], p["nature"], p["operateur"], p["pass"],
                          euros(p["montant_centimes"]), p["reference"], p["motif"]])
+    if statement.funds is not None:
+        f = statement.funds
+        writer.writerow([])
+        writer.writerow(["Fonds du mandat", "Ouverture (€)", "Avances reçues (€)",
+                         "Virements émis (€)", "Virements retournés (€)", "Clôture (€)"])
+        writer.writerow(["", euros(f.opening_cents), euros(f.advances_cents),
+                         euros(f.payments_cents), euros(f.returns_cents), euros(f.closing_cents)])
+        writer.writerow(["Mouvements de fonds", "Date", "Nature", "Tiers", "Montant (€)", "Pièce",
+                         "Libellé", "Écriture"])
+        for r in f.records:
+            writer.writerow(["", r["date"], r["nature"], r["tiers"], euros(r["montant_centimes"]),
+                             r["piece"], r["libelle"], r["ecriture"]])
     return out.getvalue()
 
 
@@ -342,6 +459,19 @@ def to_xlsx(statement: Statement) -> bytes:
     for p in statement.payments:
         payments.append([p["date"], p["nature"], p["operateur"], p["pass"],
                          p["montant_centimes"] / 100, p["reference"], p["motif"]])
+    if statement.funds is not None:
+        f = statement.funds
+        sheet_funds = workbook.create_sheet("Fonds")
+        sheet_funds.append(["Ouverture (€)", "Avances reçues (€)", "Virements émis (€)",
+                            "Virements retournés (€)", "Clôture (€)"])
+        sheet_funds.append([f.opening_cents / 100, f.advances_cents / 100, f.payments_cents / 100,
+                            f.returns_cents / 100, f.closing_cents / 100])
+        sheet_funds.append([])
+        sheet_funds.append(["Date", "Nature", "Tiers", "Montant (€)", "Pièce", "Libellé",
+                            "Écriture"])
+        for r in f.records:
+            sheet_funds.append([r["date"], r["nature"], r["tiers"], r["montant_centimes"] / 100,
+                                r["piece"], r["libelle"], r["ecriture"]])
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
@@ -383,6 +513,14 @@ def to_pdf(statement: Statement) -> bytes:
               Paragraph("Écarts : " + ("; ".join(statement.mismatches) if statement.mismatches
                                        else "aucun — l'état est rapproché du journal."),
                         styles["Normal"]),
+              *([Paragraph(
+                  f"Fonds du mandat : ouverture {format_eur(statement.funds.opening_cents)} + "
+                  f"avances reçues {format_eur(statement.funds.advances_cents)} − virements émis "
+                  f"{format_eur(statement.funds.payments_cents)} + virements retournés "
+                  f"{format_eur(statement.funds.returns_cents)} = clôture "
+                  f"{format_eur(statement.funds.closing_cents)} "
+                  f"({len(statement.funds.records)} mouvement(s), détail dans les exports CSV et "
+                  "XLSX).", styles["Normal"])] if statement.funds else []),
               Paragraph(f"{len(statement.distributions)} distributions et "
                         f"{len(statement.payments)} opérations de contre-paiement justificatives "
                         "(détail dans les exports CSV et XLSX).", styles["Normal"]),

@@ -28,6 +28,7 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal.domain import ledger
 from portal.domain.errors import InvalidInput
 from portal.domain.ledger import Actor
 from portal.models import Convention, FlowCount, MonthlyReport, Programme, Tenant, utcnow
@@ -63,6 +64,7 @@ def build_content(session: Session, programme: Programme, month: str) -> dict:
         .where(Convention.programme_id == programme.id).order_by(Tenant.name)).all()
     in_month: dict = defaultdict(lambda: defaultdict(int))
     cumulated: dict = defaultdict(lambda: defaultdict(int))
+    ledger.settle(session, programme.id)     # flow_counts count sealed entries only
     for commune, day, nature, n in session.execute(
             sa.select(FlowCount.commune_id, FlowCount.day, FlowCount.nature, FlowCount.count)
             .where(FlowCount.programme_id == programme.id, FlowCount.day < after,

@@ -1,8 +1,11 @@
 """Exact rollups of custody, for dashboards, monthly reports and open data.
 
-Two tables, written only here and only from ``portal.domain.custody`` in
-the same transaction as the move they count (the programme's ledger head
-is locked then, so the writes of one programme are serialised):
+Two tables, written only here and only by the ledger's sealer
+(``portal.domain.ledger.seal_batch``), from the batch of entries it seals,
+in the same transaction as their seals (issue 18: nothing of it on the
+request path; the programme's ledger head is locked then, so the writes of
+one programme are serialised). Readers call ``ledger.settle`` first to see
+every committed movement:
 
 * ``position_counts`` — pass per (programme, commune, state, holder), the
   same figures as ``SELECT … count(*) FROM passes GROUP BY …``;
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session
 from portal.formatting import PARIS
 from portal.models import FlowCount, LedgerEntry, Pass, PositionCount
 from portal.models.issuance import PassState
-from portal.models.ledger import Nature
+from portal.models.ledger import FUND_NATURES, Nature
 
 
 # Pass "en circulation" in a commune: delivered and not yet paid, restituted,
@@ -95,9 +98,43 @@ def add_flow(session: Session, programme_id: int, commune_id: int | None, nature
         "circulation": circulation})
 
 
+def add_entries(session: Session, programme_id: int, entries) -> None:
+    """Add a batch of ledger entries (rows with the entry's fields) to both
+    rollups. Each entry moves ``count`` pass from (commune, from_state,
+    from_holder) to (commune, to_state, to_holder), where the commune is the
+    entry's — except a livraison, which brings pass from no commune (pass
+    leave a commune only by restitution, which sets none), and a
+    restitution, which takes them back to none (``custody._commune_change``)."""
+    deltas: dict = defaultdict(int)
+    flows: dict = defaultdict(lambda: [0, 0, 0])
+    for e in entries:
+        nature = Nature(e.nature)
+        if nature in FUND_NATURES:
+            continue    # money, not pass (issue 17): as in ``recount_flows``
+        commune = e.commune_id
+        if e.from_state is not None:
+            from_commune = None if nature is Nature.LIVRAISON else commune
+            deltas[(from_commune, PassState(e.from_state), e.from_holder_id)] -= e.count
+        to_commune = None if nature is Nature.RESTITUTION else commune
+        deltas[(to_commune, PassState(e.to_state), e.to_holder_id)] += e.count
+        flow = flows[(commune or 0, e.created_at.astimezone(PARIS).date(), nature)]
+        flow[0] += e.count
+        flow[1] += e.amount_cents
+        flow[2] += circulation_delta(e.from_state, e.to_state, e.count)
+    add_positions(session, programme_id, deltas)
+    if flows:
+        session.execute(_upsert(session, "flows"), [
+            {"programme_id": programme_id, "commune_id": c, "day": d, "nature": n, "count": k,
+             "amount_cents": a, "circulation": r}
+            for (c, d, n), (k, a, r) in sorted(flows.items(), key=lambda i: (i[0][0], i[0][1],
+                                                                             i[0][2].value))])
+
+
 # ---------------------------------------------------------------- recounts
 
 def positions(session: Session, programme_id: int) -> dict[tuple[int, PassState, int], int]:
+    from portal.domain import ledger
+    ledger.settle(session, programme_id)
     rows = session.execute(sa.select(PositionCount.commune_id, PositionCount.state,
                                      PositionCount.holder_id, PositionCount.count)
                            .where(PositionCount.programme_id == programme_id))
@@ -114,6 +151,8 @@ def recount_positions(session: Session, programme_id: int) -> dict[tuple[int, Pa
 
 def flows(session: Session, programme_id: int
           ) -> dict[tuple[int, dt.date, Nature], tuple[int, int, int]]:
+    from portal.domain import ledger
+    ledger.settle(session, programme_id)
     rows = session.execute(sa.select(FlowCount.commune_id, FlowCount.day, FlowCount.nature,
                                      FlowCount.count, FlowCount.amount_cents,
                                      FlowCount.circulation)
@@ -128,7 +167,9 @@ def recount_flows(session: Session, programme_id: int
         sa.select(LedgerEntry.commune_id, LedgerEntry.created_at, LedgerEntry.nature,
                   LedgerEntry.count, LedgerEntry.amount_cents, LedgerEntry.from_state,
                   LedgerEntry.to_state)
-        .where(LedgerEntry.programme_id == programme_id).execution_options(yield_per=10_000))
+        .where(LedgerEntry.programme_id == programme_id,
+               LedgerEntry.nature.not_in(FUND_NATURES))   # money, not pass (issue 17)
+        .execution_options(yield_per=10_000))
     for commune, at, nature, count, cents, from_state, to_state in rows:
         key = (commune or 0, at.astimezone(PARIS).date(), Nature(nature))
         totals[key][0] += count
@@ -138,7 +179,10 @@ def recount_flows(session: Session, programme_id: int
 
 
 def rebuild(session: Session, programme_id: int) -> None:
-    """Recompute both rollups of a programme from the pass and the ledger."""
+    """Recompute both rollups of a programme from the pass and the ledger,
+    once every entry is sealed (the sealer would count the waiting ones again)."""
+    from portal.domain import ledger
+    ledger.seal(session, programme_id, commit=False)
     session.execute(sa.delete(PositionCount).where(PositionCount.programme_id == programme_id))
     session.execute(sa.delete(FlowCount).where(FlowCount.programme_id == programme_id))
     pos = recount_positions(session, programme_id)

@@ -25,8 +25,8 @@ from portal.domain.errors import Conflict, DomainError, Gone, InvalidInput, NotA
 from portal.domain.ledger import Actor
 from portal.formatting import PARIS, format_date, format_datetime
 from portal.models import (Channel, IdempotencyRecord, LedgerEntry, Nature, OperateurProfile,
-                           OperateurService, Pass, Programme, Qualification, Scan, Statement, StatementLine,
-                           StatementStatus, Tenant, utcnow)
+                           OperateurService, Pass, Programme, ProgrammePerimeter, Qualification,
+                           Scan, Statement, StatementLine, StatementStatus, Tenant, utcnow)
 from portal.models.issuance import PassState as S
 
 # Offline scans: how far the phone's clock may be trusted (issue 6, point 6).
@@ -37,17 +37,92 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 # Statements of the hot path, built once (saves statement construction and
 # cache-key computation on every scan; measured under the scan load).
 _bp = sa.bindparam
-_PROFILE = (sa.select(OperateurProfile.qualification, OperateurProfile.commune_approved_at)
-            .where(OperateurProfile.structure_id == _bp("structure_id")))
-_SERVICES = (sa.select(OperateurService.id, OperateurService.name)
-             .where(OperateurService.structure_id == _bp("structure_id"),
-                    OperateurService.active.is_(True)))
 _HANDED_OUT_BY = (sa.select(LedgerEntry.actor_user_id, LedgerEntry.actor_tenant_id)
                   .where(LedgerEntry.programme_id == _bp("programme_id"),
                          LedgerEntry.nature == Nature.DISTRIBUTION,
                          LedgerEntry.pass_first_id <= _bp("pass_id"),
                          LedgerEntry.pass_last_id >= _bp("pass_id"))
-                  .order_by(LedgerEntry.seq.desc()).limit(1))
+                  .order_by(LedgerEntry.id.desc()).limit(1))
+
+
+def _context_statement(service_given: bool):
+    """Every check of a scan read in ONE statement (issue 18): the place's
+    qualification and commune approval, who handed the pass out (art. 8),
+    the programme's perimeter, the service delivered and how many pass of
+    the same carnet this place scanned within ``anomalies.BURST_WINDOW``.
+    Scalar subqueries of one SELECT, the same SQL on SQLite and PostgreSQL."""
+    profile = OperateurProfile.__table__
+    services = OperateurService.__table__
+    perimeter = ProgrammePerimeter.__table__
+    scans = Scan.__table__
+    handed = _HANDED_OUT_BY.subquery()
+
+    def one(column, *where, order=None):
+        query = sa.select(column).where(*where)
+        if order is not None:
+            query = query.order_by(order).limit(1)
+        return query.scalar_subquery()
+
+    active = [services.c.structure_id == _bp("structure_id"), services.c.active.is_(True)]
+    if service_given:
+        active.append(services.c.id == _bp("service_id"))
+    return sa.select(
+        one(profile.c.qualification, profile.c.structure_id == _bp("structure_id"))
+        .label("qualification"),
+        one(profile.c.commune_approved_at, profile.c.structure_id == _bp("structure_id"))
+        .label("approved_at"),
+        sa.select(handed.c.actor_user_id).scalar_subquery().label("handed_user_id"),
+        sa.select(handed.c.actor_tenant_id).scalar_subquery().label("handed_tenant_id"),
+        one(sa.func.count(), perimeter.c.programme_id == _bp("programme_id"))
+        .label("perimeter_size"),
+        one(sa.func.count(), perimeter.c.programme_id == _bp("programme_id"),
+            perimeter.c.tenant_id.in_([_bp("structure_id"), _bp("parent_id")]))
+        .label("in_perimeter"),
+        one(sa.func.count(), *active).label("services"),
+        one(services.c.id, *active, order=services.c.id).label("service_id"),
+        one(services.c.name, *active, order=services.c.id).label("service_name"),
+        one(sa.func.count(), scans.c.carnet_id == _bp("carnet_id"),
+            scans.c.structure_id == _bp("structure_id"), scans.c.cancelled_at.is_(None),
+            scans.c.scanned_at >= _bp("since", type_=Scan.scanned_at.type))
+        .label("carnet_scans"))
+
+
+_CONTEXT = {True: _context_statement(True), False: _context_statement(False)}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What ``_CONTEXT`` read for one pass at one place."""
+    qualification: Qualification | None
+    approved_at: dt.datetime | None
+    handed_user_id: int | None
+    handed_tenant_id: int | None
+    perimeter_size: int
+    in_perimeter: int
+    services: int
+    service_id: int | None
+    service_name: str | None
+    carnet_scans: int           # live scans of the carnet here within the burst window
+
+    @property
+    def outside_perimeter(self) -> bool:
+        """A programme with a perimeter accepts its pass at the listed
+        structures and at every structure of the listed communes."""
+        return self.perimeter_size > 0 and not self.in_perimeter
+
+
+def read_context(session: Session, found: Pass, structure: Tenant, service_id: int | None,
+                 at: dt.datetime) -> Context:
+    row = session.execute(_CONTEXT[service_id is not None], {
+        "structure_id": structure.id, "parent_id": structure.parent_id,
+        "programme_id": found.programme_id, "pass_id": found.id, "carnet_id": found.carnet_id,
+        "service_id": service_id, "since": at - anomalies.BURST_WINDOW}).one()
+    qualification = Qualification(row.qualification) if row.qualification else None
+    return Context(qualification, row.approved_at, row.handed_user_id, row.handed_tenant_id,
+                   int(row.perimeter_size), int(row.in_perimeter), int(row.services),
+                   row.service_id, row.service_name, int(row.carnet_scans))
+
+
 _SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id", "service_id",
                  "service_name", "user_id", "api_token_id", "channel", "amount_cents",
                  "previous_holder_id", "scanned_at", "recorded_at")
@@ -167,12 +242,11 @@ def locate(session: Session, data: ScanInput) -> Pass:
                                   verification_code=data.verification_code)
 
 
-def ensure_can_scan(session: Session, structure: Tenant) -> None:
+def ensure_can_scan(context: Context, structure: Tenant) -> None:
     """Only a place qualified by #APTIC and approved by its commune scans."""
-    profile = session.execute(_PROFILE, {"structure_id": structure.id}).first()
-    qualified = profile is not None and profile[0] is Qualification.QUALIFIE
-    if not structure.is_operateur or not qualified or profile[1] is None:
-        state = profile[0].label if profile else "en attente"
+    qualified = context.qualification is Qualification.QUALIFIE
+    if not structure.is_operateur or not qualified or context.approved_at is None:
+        state = context.qualification.label if context.qualification else "en attente"
         if qualified:
             raise NotQualified("Opérateur non habilité : la commune n'a pas encore approuvé ce "
                                "lieu. Aucun pass ne peut être validé ici.")
@@ -195,8 +269,14 @@ def handed_out_by(session: Session, found: Pass) -> tuple[int | None, int | None
     return (row[0], row[1]) if row else (None, None)
 
 
-def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.date) -> Programme:
-    """Raise the reason a pass cannot be consumed here on ``day``."""
+def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.datetime | dt.date,
+                 *, service_id: int | None = None) -> tuple[Programme, Context]:
+    """Raise the reason a pass cannot be consumed here on ``day`` (a moment,
+    judged in Paris time); else return its programme and the ``Context``
+    read for it (one statement)."""
+    moment = day if isinstance(day, dt.datetime) else dt.datetime.combine(
+        day, dt.time(12), tzinfo=PARIS)
+    day = _paris_day(moment)
     programme = found.programme
     state = S(found.state)
     if state in (S.SCANNE, S.CONTRE_PAIEMENT, S.PAYE):
@@ -215,24 +295,25 @@ def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.date) 
     if state is not S.DISTRIBUE:
         raise NotHandedOut("Pass pas encore remis à un bénéficiaire par un prescripteur : il "
                            "ne peut pas être utilisé.")
-    ensure_can_scan(session, scanner.structure)
-    if anomalies.outside_perimeter(session, programme.id, scanner.structure):
+    context = read_context(session, found, scanner.structure, service_id, moment)
+    ensure_can_scan(context, scanner.structure)
+    if context.outside_perimeter:
         # The perimeter is where the commanditaire's pass are valid (its
         # territory): its money pays no place outside it (issue 12).
         raise OutsidePerimeter(f"Ce pass n'est pas valable dans ce lieu : il relève du programme "
                                f"« {programme.name} », dont le périmètre ne comprend pas ce lieu.")
     if scanner.user_id is not None:
-        if handed_out_by(session, found)[0] == scanner.user_id:
+        if context.handed_user_id == scanner.user_id:
             raise SamePerson("Vous avez vous-même remis ce pass : un autre agent doit le valider "
                              "(convention, art. 8 : deux personnes distinctes).")
-    elif handed_out_by(session, found)[1] == scanner.structure.id:
+    elif context.handed_tenant_id == scanner.structure.id:
         # An API client that names no agent: the person cannot be told apart
         # from the prescripteur of this same place, so art. 8 cannot be checked.
         raise AgentRequired("Ce pass a été remis dans ce lieu : indiquez l'agent qui le valide "
                             "(champ « agent », son adresse e-mail), qui ne peut être celui qui "
                             "l'a remis (convention, art. 8 : deux personnes distinctes).",
                             field="agent")
-    return programme
+    return programme, context
 
 
 def _paris_day(moment: dt.datetime) -> dt.date:
@@ -259,26 +340,25 @@ def test_pass(session: Session, data: ScanInput, scanner: Scanner, now: dt.datet
     """"Tester": validity only, nothing is written."""
     now = now or utcnow()
     found = locate(session, data)
-    programme = check_usable(session, found, scanner, _paris_day(now))
+    programme, _context = check_usable(session, found, scanner, now)
     return Verdict(found, programme, "Pass valable",
                    f"Utilisable jusqu'au {format_date(programme.valid_until)}. Rien n'a été "
                    "consommé.")
 
 
-def _service(session: Session, structure_id: int, service_id: int | None):
-    """The (id, name) of the service delivered."""
-    services = session.execute(_SERVICES, {"structure_id": structure_id}).all()
+def _service(context: Context, service_id: int | None):
+    """The (id, name) of the service delivered, from the context's count of
+    active services and the one matching ``service_id`` (or the only one)."""
     if service_id is not None:
-        for service in services:
-            if service.id == service_id:
-                return service
-        raise InvalidInput("Service inconnu pour ce lieu : choisissez un service du catalogue.",
-                           field="service_id")
-    if len(services) == 1:
-        return services[0]
-    if services:
+        if context.service_id is None:
+            raise InvalidInput("Service inconnu pour ce lieu : choisissez un service du "
+                               "catalogue.", field="service_id")
+        return context.service_id, context.service_name
+    if context.services == 1:
+        return context.service_id, context.service_name
+    if context.services:
         raise InvalidInput("Choisissez le service rendu.", field="service_id")
-    return None
+    return None, "Accompagnement numérique"
 
 
 def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetime | None = None,
@@ -286,22 +366,26 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
     """"Valider": consume the pass and record the service delivered. The
     pass state, the consumption row and the ledger entry are written in the
     caller's transaction, together or not at all. ``before_ledger(verdict)``
-    runs once the consumption row exists and before the ledger entry (whose
-    head lock is then held only until the caller commits)."""
+    runs once the consumption row exists and before the ledger entry.
+
+    The lean path (issue 18): the pass (``locate``), then every check in one
+    statement (``read_context``), the conditional UPDATE … RETURNING, the scan
+    INSERT … RETURNING, the idempotency row and the ledger entry — Core
+    statements, no unit of work; the entry is sealed (HMAC chain) and the
+    rollups counted later by the sealer (``portal.domain.ledger.seal``)."""
     now = now or utcnow()
     occurred = _occurred(data, now)
     found = locate(session, data)
-    programme = check_usable(session, found, scanner, _paris_day(occurred))
-    service = _service(session, scanner.structure.id, data.service_id)
+    programme, context = check_usable(session, found, scanner, occurred,
+                                      service_id=data.service_id)
+    service_id, service_name = _service(context, data.service_id)
     other_commune = anomalies.from_other_commune(found.commune_id, scanner.structure)
     structure_id = scanner.structure.id
     scan = Scan(pass_id=found.id, programme_id=programme.id, carnet_id=found.carnet_id,
-                serial=found.serial, structure_id=structure_id,
-                service_id=service.id if service else None,
-                service_name=service.name if service else "Accompagnement numérique",
-                user_id=scanner.user_id, api_token_id=scanner.api_token_id,
-                channel=data.channel, amount_cents=programme.face_value_cents,
-                scanned_at=occurred, recorded_at=now)
+                serial=found.serial, structure_id=structure_id, service_id=service_id,
+                service_name=service_name, user_id=scanner.user_id,
+                api_token_id=scanner.api_token_id, channel=data.channel,
+                amount_cents=programme.face_value_cents, scanned_at=occurred, recorded_at=now)
     verdict = Verdict(found, programme, "Pass validé",
                       f"{scan.service_name} — {format_datetime(occurred)}.", scan=scan)
 
@@ -314,7 +398,8 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
             {column: getattr(scan, column) for column in _SCAN_COLUMNS}).scalar_one()
         if other_commune:
             verdict.anomalies.append(anomalies.flag_other_commune(session, scan, found.commune_id))
-        burst = anomalies.flag_carnet_burst(session, scan, programme, now)
+        burst = anomalies.flag_carnet_burst(session, scan, programme, now,
+                                            count=context.carnet_scans + 1)
         if burst:
             verdict.anomalies.append(burst)
         if before_ledger is not None:

@@ -60,6 +60,7 @@ def _close_month(session: Session, period: str) -> str:
 def _anchor_ledger(session: Session, period: str) -> str:
     from portal.domain import ledger
     done, broken = [], []
+    ledger.seal(session)              # anchors close sealed entries only (issue 18)
     for programme in session.execute(sa.select(Programme).order_by(Programme.id)).scalars():
         report = ledger.verify(session, programme.id, since_anchor=True)
         if not report.ok:

@@ -3,7 +3,7 @@ from portal.models.base import Base, UtcDateTime, utcnow  # noqa: F401
 from portal.models.tenancy import AuthSession, Membership, Tenant, User  # noqa: F401
 from portal.models.issuance import (  # noqa: F401
     Carnet, Pass, PassOrder, PassState, PrintJob, PrintJobStatus, Programme, ProgrammePerimeter)
-from portal.models.ledger import LedgerAnchor, LedgerEntry, LedgerHead, Nature  # noqa: F401
+from portal.models.ledger import LedgerAnchor, LedgerEntry, LedgerHead, LedgerSeal, LedgerUnsealed, Nature  # noqa: F401
 from portal.models.allocation import (  # noqa: F401
     Convention, ConventionEvent, HubOpinion, OpinionKind, Sanction, SanctionKind, Shipment,
     Tranche, TrancheKind, TrancheStatus)
@@ -25,3 +25,6 @@ from portal.models.duties import DutyRun  # noqa: F401
 from portal.models.accounts import Invitation, JournalEntry  # noqa: F401
 from portal.models.onboarding import (  # noqa: F401
     COLLECTIVITE_LABELS, Candidature, Collectivite, CommanditaireProfile, LieuMediation)
+from portal.models.funds import (  # noqa: F401
+    BankImport, BankLine, BankOutcome, FundAdvance, FundCall, LineStatus, PaymentLine, PaymentRun,
+    RunStatus)

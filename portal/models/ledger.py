@@ -33,6 +33,13 @@ class Nature(str, enum.Enum):
     ANNULATION = "annulation"
     RESTITUTION = "restitution"
     EXPIRATION = "expiration"            # unused at end of validity: credit note (avoir)
+    # Issue 17. A returned transfer re-opens a paid statement: its pass go back
+    # from PAYE to CONTRE_PAIEMENT.
+    RETOUR_PAIEMENT = "retour_paiement"
+    # Movements of the mandate's funds (no pass move: count 0, amount in cents).
+    AVANCE = "avance"                    # advance received from the Métropole
+    VIREMENT = "virement"                # credit transfer ordered to an opérateur
+    RETOUR_VIREMENT = "retour_virement"  # transfer returned by the bank
 
     @property
     def label(self) -> str:
@@ -54,24 +61,32 @@ NATURE_LABELS = {
     Nature.ANNULATION: "annulation",
     Nature.RESTITUTION: "restitution",
     Nature.EXPIRATION: "expiration (avoir)",
+    Nature.RETOUR_PAIEMENT: "paiement retourné",
+    Nature.AVANCE: "avance reçue",
+    Nature.VIREMENT: "virement émis",
+    Nature.RETOUR_VIREMENT: "virement retourné",
 }
+
+# Natures that move money, not pass (issue 17): kept out of the pass rollups
+# and of the reddition's pass operations; the funds section shows them.
+FUND_NATURES = frozenset({Nature.AVANCE, Nature.VIREMENT, Nature.RETOUR_VIREMENT})
 
 
 class LedgerEntry(Base):
     """One movement of a contiguous run of pass (by id) from one position
-    (state, holder) to another. ``seq`` numbers the entries of one chain
-    (one chain per programme); ``mac`` = HMAC(key, prev_mac + fields)."""
+    (state, holder) to another, written in the transaction of the movement
+    with its own ``entry_mac`` = HMAC(key, fields) and no lock. Its place in
+    the programme's chain (``seq``, ``prev_mac``, ``mac``) is written later,
+    in order, by the sealer: ``LedgerSeal`` (issue 18)."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        sa.UniqueConstraint("programme_id", "seq"),
         sa.Index("ix_ledger_entries_programme_pass", "programme_id", "pass_first_id"),
         sa.Index("ix_ledger_entries_programme_created", "programme_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     programme_id: Mapped[int] = mapped_column(sa.ForeignKey("programmes.id"))
-    seq: Mapped[int] = mapped_column(sa.BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     nature: Mapped[Nature] = mapped_column(str_enum(Nature, "ledger_nature"))
     actor_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
@@ -92,13 +107,44 @@ class LedgerEntry(Base):
     ref_type: Mapped[str] = mapped_column(sa.String(40), default="")
     ref_id: Mapped[int | None] = mapped_column(BigId)
     reason: Mapped[str] = mapped_column(sa.String(500), default="")
+    # HMAC(key, "entry" | fields) computed when the entry is written; NULL for
+    # entries sealed inline before migration 0014 (their seal covers them).
+    entry_mac: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class LedgerSeal(Base):
+    """An entry's place in its programme's HMAC chain, written by the sealer
+    in batches: ``mac`` = HMAC(key, prev_mac | the entry's fields with
+    ``seq``). Append-only like the entries (triggers of migration 0014); one
+    seal per entry (UNIQUE ``entry_id``), one entry per place (primary key)."""
+
+    __tablename__ = "ledger_seals"
+
+    programme_id: Mapped[int] = mapped_column(sa.ForeignKey("programmes.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("ledger_entries.id"), unique=True)
     prev_mac: Mapped[str] = mapped_column(sa.String(64))
     mac: Mapped[str] = mapped_column(sa.String(64))
+    sealed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LedgerUnsealed(Base):
+    """Entries waiting for their seal. Filled by a database trigger on every
+    INSERT into ``ledger_entries`` (migration 0014), emptied by the sealer in
+    the transaction that writes the seals; ``queued_at``: the database's
+    clock, in seconds since 1970, when the entry was written."""
+
+    __tablename__ = "ledger_unsealed"
+    __table_args__ = (sa.Index("ix_ledger_unsealed_programme_entry", "programme_id", "entry_id"),)
+
+    entry_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    programme_id: Mapped[int]
+    queued_at: Mapped[float]
 
 
 class LedgerHead(Base):
-    """The current head of each chain; the row is locked while appending,
-    which orders the entries of one programme."""
+    """The head of each sealed chain; the sealer locks the row while it
+    seals a batch (and a few business rules use it as the programme's lock)."""
 
     __tablename__ = "ledger_heads"
 

@@ -36,6 +36,10 @@ class Mandate(Base):
     scope_contre_paiement: Mapped[bool] = mapped_column(default=True)
     advance_ceiling_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     fee_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # The mandate's bank account, debtor of the SEPA payment runs (issue 17).
+    account_holder: Mapped[str] = mapped_column(sa.String(140), default="", server_default="")
+    account_iban: Mapped[str] = mapped_column(sa.String(34), default="", server_default="")
+    account_bic: Mapped[str] = mapped_column(sa.String(11), default="", server_default="")
     accountant_consulted_on: Mapped[dt.date | None] = mapped_column(sa.Date)
     status: Mapped[MandateStatus] = mapped_column(str_enum(MandateStatus, "mandate_status"),
                                                   default=MandateStatus.BROUILLON)

@@ -27,6 +27,7 @@ def page(mandate, endpoint_prefix: str, can_close: bool):
     statement = reddition.build_statement(db.session, mandate, start, end, today())
     return render("tenants/reddition.html", mandate=mandate, statement=statement,
                   start=start, end=end, endpoint_prefix=endpoint_prefix, can_close=can_close,
+                  years=[today().year - 1, today().year],
                   natures=[n for n in reddition.NATURE_ORDER if n in statement.total.natures])
 
 

@@ -27,7 +27,9 @@ from portal.web.gate import URL_SEGMENT
 SENSITIVE_ENDPOINTS = frozenset({
     "mandataire.review_bank",           # IBAN review (validation of bank details)
     "mandataire.statement_validate",    # statement validated
-    "mandataire.statement_pay",         # statement paid
+    "mandataire.funds_account",         # the mandate's bank account (debtor of transfers)
+    "mandataire.export_run",            # SEPA transfers ordered (issue 17)
+    "mandataire.import_bank_statement", # bank statement: statements marked paid
     "mandataire.grant",                 # habilitation granted
     "mandataire.decide",                # habilitation request granted or refused
 } | {f"{URL_SEGMENT[kind]}.change_member_role" for kind in TenantKind})

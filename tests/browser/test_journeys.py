@@ -677,7 +677,8 @@ def test_aptic_closes_last_month_and_validates_the_statement(app, watched):
     text = main_text(watched)
     assert "Relevé validé : ses pass sont mis en contre-paiement." in text
     assert "Statut : validé" in text
-    assert page.get_by_role("button", name="Enregistrer le paiement").is_visible()
+    # Paid by a SEPA run and the bank's statement (issue 17), never by typing a reference.
+    assert "À payer par une campagne de virements SEPA" in text
 
     with App(app) as session:
         statement = session.execute(sa.select(Statement)).scalar_one()

@@ -12,3 +12,4 @@ from portal.tenants.mandataire import mandate  # noqa: E402,F401
 from portal.tenants.mandataire import operateurs  # noqa: E402,F401
 from portal.tenants.mandataire import dashboard  # noqa: E402,F401
 from portal.tenants.mandataire import onboarding  # noqa: E402,F401
+from portal.tenants.mandataire import funds  # noqa: E402,F401

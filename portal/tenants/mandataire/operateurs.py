@@ -7,7 +7,7 @@ import io
 from flask import Response, abort, flash, send_file, url_for
 
 from portal.domain import structures
-from portal.domain import anomalies, issuance, operateurs, settlement, validity
+from portal.domain import anomalies, issuance, operateurs, sepa, settlement, validity
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.formatting import format_count, format_eur
@@ -103,7 +103,8 @@ def statement_page(statement_id: int):
     statement = get_or_404(Statement, statement_id)
     return render("tenants/mandataire/statement.html", statement=statement,
                   bank=operateurs.current_bank_details(db.session, statement.structure_id),
-                  profile=operateurs.profile_of(db.session, statement.structure, create=False))
+                  profile=operateurs.profile_of(db.session, statement.structure, create=False),
+                  transfers=sepa.lines_of_statement(db.session, statement.id))
 
 
 @bp.route("/contre-paiement/<int:statement_id>/valider", methods=["POST"],
@@ -113,19 +114,6 @@ def statement_validate(statement_id: int):
     settlement.validate(db.session, statement, actor=current_actor())
     db.session.commit()
     flash("Relevé validé : ses pass sont mis en contre-paiement.", "success")
-    return redirect_to(url_for("mandataire.statement_page", statement_id=statement.id))
-
-
-@bp.route("/contre-paiement/<int:statement_id>/paiement", methods=["POST"],
-          permission=Permission.CLOSE_MONTH)
-def statement_pay(statement_id: int):
-    statement = get_or_404(Statement, statement_id)
-    settlement.mark_paid(db.session, statement,
-                         bank_reference=forms.text("bank_reference", "Référence du virement",
-                                                   max_length=100),
-                         paid_on=forms.date("paid_on", "Date du paiement"), actor=current_actor())
-    db.session.commit()
-    flash("Paiement enregistré.", "success")
     return redirect_to(url_for("mandataire.statement_page", statement_id=statement.id))
 
 

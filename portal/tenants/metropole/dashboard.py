@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import abort, request, url_for
 
-from portal.domain import dashboards, issuance
+from portal.domain import dashboards, funds, issuance
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.models import Programme
@@ -35,7 +35,8 @@ def dashboard(programme_id: int):
     dash = dashboards.metropole_headline(db.session, programme, day)
     others = [p for p in issuance.programmes_of(db.session, current_tenant()) if p.id != programme.id]
     return render("tenants/metropole/dashboard.html", programme=programme, dash=dash, today=day,
-                  panels=PANELS, other_programmes=others)
+                  panels=PANELS, other_programmes=others,
+                  funds_positions=funds.positions_of(db.session, current_tenant(), day))
 
 
 @bp.route("/tableau-de-bord/<int:programme_id>/panneau/<panel>", permission=Permission.VIEW_TENANT)
