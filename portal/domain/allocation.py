@@ -259,9 +259,8 @@ def _tranches(session: Session, convention: Convention) -> list[Tranche]:
                                 .order_by(Tranche.id)).scalars())
 
 
-def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
-                     today: dt.date) -> Tranche:
-    """The référent requests the amorçage (art. 4)."""
+def _check_amorcage_request(session: Session, convention: Convention, today: dt.date) -> None:
+    """What request_amorcage checks before writing (art. 4 and 6)."""
     programme = convention.programme
     _window_open(programme, today, "L'amorçage")
     if any(t.kind is TrancheKind.AMORCAGE and t.status is not TrancheStatus.REFUSEE
@@ -274,6 +273,41 @@ def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
     if stock(session, programme).available < programme.amorcage_size:
         raise Conflict("Le stock de pass de la Métropole est épuisé : l'amorçage ne peut plus "
                        "être demandé (convention, art. 4 et 6).")
+
+
+def amorcage_refusal(session: Session, convention: Convention, today: dt.date) -> str | None:
+    """Why the amorçage cannot be requested today, or None when it can: the convention page
+    shows this state instead of a button that would fail (same checks as request_amorcage)."""
+    try:
+        _check_amorcage_request(session, convention, today)
+    except Conflict as refused:
+        return refused.message
+    return None
+
+
+AMORCAGE_STEPS = ("demandé", "confirmé", "expédié", "reçu", "réparti")
+
+
+def amorcage_progress(session: Session, convention: Convention) -> int:
+    """How far the amorçage went (art. 4 and 7): -1 not requested, else the index in
+    AMORCAGE_STEPS of the last step done (« réparti » once the commune split all it holds)."""
+    tranche = next((t for t in _tranches(session, convention)
+                    if t.kind is TrancheKind.AMORCAGE and t.status is not TrancheStatus.REFUSEE),
+                   None)
+    if tranche is None:
+        return -1
+    done = {TrancheStatus.DEMANDEE: 0, TrancheStatus.CONFIRMEE: 1, TrancheStatus.EXPEDIEE: 2,
+            TrancheStatus.RECUE: 3}[tranche.status]
+    if done == 3 and commune_stock(session, convention.programme, convention.commune) == 0:
+        done = 4
+    return done
+
+
+def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
+                     today: dt.date) -> Tranche:
+    """The référent requests the amorçage (art. 4)."""
+    programme = convention.programme
+    _check_amorcage_request(session, convention, today)
     tranche = Tranche(convention_id=convention.id, kind=TrancheKind.AMORCAGE,
                       status=TrancheStatus.DEMANDEE, quantity=programme.amorcage_size,
                       requested_on=today, requested_by_id=actor.user_id)
@@ -621,7 +655,8 @@ def split_carnets(session: Session, convention: Convention, structure: Tenant,
         raise InvalidInput("Le nombre de carnets doit être au moins 1.", field="carnet_count")
     carnets = _carnets_held(session, programme, commune.id, S.LIVRE)
     if carnet_count > len(carnets):
-        raise Conflict(f"La commune ne détient que {len(carnets)} carnet(s) non répartis.")
+        raise Conflict(f"La commune ne détient que {len(carnets)} carnet(s) non répartis.",
+                       field="carnet_count")
     return custody.move(session, programme, nature=Nature.REPARTITION,
                         criteria=[Pass.carnet_id.in_(carnets[:carnet_count])],
                         to_holder_id=structure.id, expected_holder_id=commune.id, actor=actor,
@@ -639,7 +674,7 @@ def take_back_carnets(session: Session, convention: Convention, structure: Tenan
     carnets = _carnets_held(session, programme, structure.id, S.REPARTI)
     if carnet_count > len(carnets):
         raise Conflict(f"{structure.name} ne détient que {len(carnets)} carnet(s) complet(s) "
-                       "non distribués.")
+                       "non distribués.", field="carnet_count")
     return custody.move(session, programme, nature=Nature.REPRISE,
                         criteria=[Pass.carnet_id.in_(carnets[-carnet_count:])],
                         to_holder_id=commune.id, expected_holder_id=structure.id, actor=actor,

@@ -188,10 +188,29 @@ def add_service(session: Session, structure: Tenant, *, name: str, price_pass: i
     return service
 
 
-def active_services(session: Session, structure_id: int) -> list[OperateurService]:
-    return list(session.execute(sa.select(OperateurService).where(
+def active_services(session: Session, structure_id: int, user_id: int | None = None
+                    ) -> list[OperateurService]:
+    """The structure's active services by name; with ``user_id``, the service this person
+    used last at this structure comes first (the scan forms preselect the first one)."""
+    services = list(session.execute(sa.select(OperateurService).where(
         OperateurService.structure_id == structure_id, OperateurService.active.is_(True))
         .order_by(OperateurService.name)).scalars())
+    if user_id is not None:
+        last = last_used_service(session, user_id, structure_id)
+        services.sort(key=lambda s: s.id != last)
+    return services
+
+
+def last_used_service(session: Session, user_id: int, structure_id: int | None = None
+                      ) -> int | None:
+    """The service of this person's latest scan (at ``structure_id`` when given): kept per
+    user by the scans themselves, no setting to maintain."""
+    from portal.models import Scan
+    query = sa.select(Scan.service_id).where(Scan.user_id == user_id,
+                                             Scan.service_id.is_not(None))
+    if structure_id is not None:
+        query = query.where(Scan.structure_id == structure_id)
+    return session.execute(query.order_by(Scan.id.desc()).limit(1)).scalar()
 
 
 # ------------------------------------------------------------------ bank details
@@ -254,5 +273,9 @@ def scan_places(session: Session, user_id: int) -> list[tuple[Tenant, list[Opera
         sa.select(Membership.role, Tenant).join(Tenant, Tenant.id == Membership.tenant_id)
         .where(Membership.user_id == user_id, Tenant.kind == TenantKind.STRUCTURE,
                Tenant.is_operateur.is_(True)).order_by(Tenant.name)).all()
-    return [(tenant, active_services(session, tenant.id)) for role, tenant in rows
-            if Permission.SCAN_PASS in permissions_of(role)]
+    places = [(tenant, active_services(session, tenant.id, user_id)) for role, tenant in rows
+              if Permission.SCAN_PASS in permissions_of(role)]
+    # The place of this person's last scan first: the pass page offers it on top.
+    last = last_used_service(session, user_id)
+    places.sort(key=lambda place: not any(s.id == last for s in place[1]))
+    return places

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal.domain.errors import DomainError
 from portal.extensions import db, htmx, login_manager
+from portal.web import refill
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ def init_app(app):
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         _rollback()
+        if refill.wants_refill(error):
+            # A refused form comes back filled, the message at its field (portal/web/refill.py).
+            page = refill.refilled_page(error)
+            if page is not None:
+                return page
         headers = {}
         if getattr(error, "retry_after", None):
             headers["Retry-After"] = str(error.retry_after)
