@@ -56,6 +56,10 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from portal.web import converters, errors, gate, headers, templating
     converters.init_app(app)
+    from portal.web import clock
+    clock.init_app(app)          # first before_request: one clock for the whole request
+    from portal.web.render import french_redirect
+    app.redirect = french_redirect   # flask.redirect() answers with a French body
     from portal.web import input_guard
     input_guard.init_app(app)
     gate.init_app(app)

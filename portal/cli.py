@@ -172,11 +172,11 @@ def ledger_anchor_command(period):
     entries after the last anchor). A broken chain is not anchored: exit 1."""
     import datetime as dt
     from portal.domain import ledger
-    from portal.formatting import PARIS
+    from portal.web import clock  # the one clock, PORTAL_TODAY applied
     from portal.extensions import db
     from portal.models import Programme
     if period is None:
-        first = dt.datetime.now(PARIS).date().replace(day=1)
+        first = clock.today().replace(day=1)
         period = (first - dt.timedelta(days=1)).strftime("%Y-%m")
     broken = False
     ledger.seal(db.session)          # anchors close sealed entries only
@@ -225,9 +225,11 @@ def export_programme_command(prefix, fmt, output):
 @click.argument("first", type=int)
 @click.argument("last", type=int)
 @click.option("--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--commune", default="", help="Commune imprimée sur chaque pass (« Commune : »).")
 @with_appcontext
-def print_carnets_command(prefix, first, last, output):
-    """Print carnets FIRST..LAST of a programme to a PDF file."""
+def print_carnets_command(prefix, first, last, output, commune):
+    """Print carnets FIRST..LAST of a programme to a PDF file, naming the
+    commune they are for (--commune), like the « Imprimer » button."""
     from portal.extensions import db
     from portal.printing.carnets import render_carnets_pdf
     from portal.printing.jobs import printable_carnets
@@ -235,7 +237,7 @@ def print_carnets_command(prefix, first, last, output):
     with open(output, "wb") as out:
         pages = render_carnets_pdf(
             printable_carnets(db.session, programme, first, last,
-                              current_app.config["PASS_BASE_URL"]),
+                              current_app.config["PASS_BASE_URL"], commune_name=commune[:200]),
             out, total=last - first + 1,
             progress=lambda done, total: click.echo(f"\r{done}/{total}", nl=False))
     click.echo(f"\n{pages} pages écrites dans {output}.")

@@ -1,12 +1,11 @@
 """Commands of issue 6: ``flask --app wsgi close-month [--period AAAA-MM]``."""
 from __future__ import annotations
 
-import datetime as dt
 
 import click
 from flask.cli import with_appcontext
 
-from portal.formatting import PARIS
+from portal.web import clock  # the one clock, PORTAL_TODAY applied
 
 
 @click.command("close-month")
@@ -18,7 +17,7 @@ def close_month_command(period):
     from portal.domain.errors import DomainError
     from portal.extensions import db
     try:
-        this_day = dt.datetime.now(PARIS).date()    # the Paris calendar, like the views
+        this_day = clock.today()    # the portal's one clock, in Paris, like the views
         period = settlement.parse_period(period or settlement.previous_period(this_day))
         statements = settlement.close_month(db.session, period)
     except DomainError as error:

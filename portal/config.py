@@ -95,6 +95,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": https,
         "PASSWORD_RESET_MAX_AGE": 30 * 60,
+        # Largest request body (a scan photo is the largest upload): beyond
+        # it Werkzeug answers 413, rendered in French by portal/web/errors.py.
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(10 * 1024 * 1024))
+                                  or 10 * 1024 * 1024),
+        # Form fields (not files) kept in memory: Werkzeug's default is 500 KB.
+        "MAX_FORM_MEMORY_SIZE": 500 * 1024,
         # (failures allowed, window in seconds) per throttle key. Policy
         # (docs/SECURITY.md): strict per account+IP, loose and short per
         # account, so that a third party cannot lock a user out for long.
@@ -119,11 +125,15 @@ def load_config(overrides: dict | None = None) -> dict:
         "TESTING": portal_env == "testing",
     }
     config.update(overrides)
+    # Production needs Redis: for the job queue, and for throttling counters
+    # shared by every worker (per-worker memory would multiply each limit by
+    # the number of workers, docs/SECURITY.md).
     if not relaxed and not config["REDIS_URL"]:
         raise ConfigError(
             f"REDIS_URL is not set (PORTAL_ENV={portal_env}): production needs the job queue "
-            "(print jobs, e-mail, scheduled duties run in `flask --app wsgi worker`). Jobs run "
-            "inline only with PORTAL_ENV=development.")
+            "(print jobs, e-mail, scheduled duties run in `flask --app wsgi worker`) and "
+            "throttling counters shared by every worker. Jobs run inline only with "
+            "PORTAL_ENV=development.")
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         config["SQLALCHEMY_DATABASE_URI"])
     return config

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from portal import demo_operateurs
-from portal.domain import accounts, allocation, distribution, issuance, mandate
+from portal.domain import accounts, allocation, clock, distribution, issuance, mandate
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
 from portal.models import OpinionKind, ProgrammePerimeter, Tenant
@@ -43,12 +43,29 @@ COMMUNES = [
     ("argenteuil", "Argenteuil", "12-14 boulevard Léon Feix", "95100", "95018"),
 ]
 
-# (suffix, name pattern, is_prescripteur, is_operateur)
+# (suffix, name pattern, is_prescripteur, is_operateur); {de_city} elides:
+# « CCAS d'Ivry-sur-Seine », « Mairie d'Argenteuil », « CCAS de Bondy ».
 STRUCTURES = [
-    ("ccas", "CCAS de {city}", True, False),
-    ("mediatheque", "Médiathèque de {city}", False, True),
-    ("centre-social", "Centre social et numérique de {city}", True, True),
+    ("ccas", "CCAS {de_city}", True, False),
+    ("mediatheque", "Médiathèque {de_city}", False, True),
+    ("centre-social", "Centre social et numérique {de_city}", True, True),
 ]
+
+
+def de(name: str) -> str:
+    """French « de » before a name, elided before a vowel sound."""
+    return ("d'" if name[:1].upper() in "AEIOUYÉÈÊÂÎÔÛ" else "de ") + name
+
+
+def demo_siret(serial: int) -> str:
+    """A 14-digit SIRET whose SIREN (9 digits) and SIRET both pass the INSEE
+    Luhn check, as the structure form demands (operateurs.normalise_siret)."""
+    from portal.domain.operateurs import luhn_ok
+
+    def complete(digits: str) -> str:
+        return next(digits + d for d in "0123456789" if luhn_ok(digits + d))
+    siren = complete(f"{21000000 + serial:08d}")
+    return complete(siren + "0001")
 
 
 def _user(session: Session, local: str, name: str, tenant: Tenant, role: Role,
@@ -68,7 +85,7 @@ def _programmes(session: Session, mgp: Tenant, aptic: Tenant) -> None:
     ami1 = issuance.create_programme(
         session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 1",
         prefix="MGP1", target_publics=publics)
-    year = dt.date.today().year
+    year = clock.today().year
     ami2 = issuance.create_programme(
         session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 2",
         prefix="MGP2", total_stock=230_000, target_publics=publics + ["jeunes"],
@@ -90,7 +107,7 @@ def _programmes(session: Session, mgp: Tenant, aptic: Tenant) -> None:
 
 def _allocation(session: Session, programme, hub: Tenant) -> None:
     """AMI 2 conventions at different stages of convention art. 4–7."""
-    today = dt.date.today()
+    today = clock.today()
     start = programme.request_window_start
     mgp_actor, hub_actor = Actor(None, programme.commanditaire_id), Actor(None, hub.id)
     communes = session.execute(sa.select(Tenant).where(
@@ -104,9 +121,10 @@ def _allocation(session: Session, programme, hub: Tenant) -> None:
                                     actor=mgp_actor)
         if index % 4 == 3:
             continue          # awaiting the commune's signature
-        allocation.record_signature(session, convention, "commune", start, f"Le Maire de {commune.name}",
+        allocation.record_signature(session, convention, "commune", start,
+                                    f"Le Maire {de(commune.name)}",
                                     actor=mgp_actor)
-        allocation.set_referent(session, convention, name=f"Référent de {commune.name}",
+        allocation.set_referent(session, convention, name=f"Référent {de(commune.name)}",
                                 email=f"referent.{slug}@{DOMAIN}", phone="01 23 45 67 89",
                                 on=start, actor=mgp_actor)
         allocation.record_opinion(session, convention, hub=hub, kind=OpinionKind.RESEAU,
@@ -206,28 +224,28 @@ def load_demo_data(session: Session) -> bool:
 
     for index, (slug, city, address, postal_code, insee) in enumerate(COMMUNES):
         commune = Tenant(kind=TenantKind.COMMUNE, slug=slug, name=city, parent_id=mgp.id,
-                         address_line=f"Mairie de {city}, {address}",
+                         address_line=f"Mairie {de(city)}, {address}",
                          postal_code=postal_code, city=city, insee_code=insee)
         session.add(commune)
         session.flush()
-        _user(session, f"referent.{slug}", f"Référent de {city}", commune, Role.REFERENT, pw)
-        _user(session, f"agent.{slug}", f"Agent communal de {city}", commune, Role.COMMUNE_AGENT, pw)
+        _user(session, f"referent.{slug}", f"Référent {de(city)}", commune, Role.REFERENT, pw)
+        _user(session, f"agent.{slug}", f"Agent communal {de(city)}", commune, Role.COMMUNE_AGENT, pw)
         for s_index, (suffix, pattern, prescripteur, operateur) in enumerate(STRUCTURES):
-            siret = f"{21000000 + index * 10 + s_index:08d}00017"
+            siret = demo_siret(index * 10 + s_index)
             structure = Tenant(kind=TenantKind.STRUCTURE, slug=f"{slug}-{suffix}",
-                               name=pattern.format(city=city), parent_id=commune.id,
+                               name=pattern.format(de_city=de(city)), parent_id=commune.id,
                                address_line=f"{10 + s_index} rue de la République",
                                postal_code=postal_code, city=city, siret=siret,
                                is_prescripteur=prescripteur, is_operateur=operateur)
             session.add(structure)
             session.flush()
             if prescripteur:
-                _user(session, f"prescripteur.{slug}-{suffix}", f"Prescripteur {pattern.format(city=city)}",
+                _user(session, f"prescripteur.{slug}-{suffix}", f"Prescripteur {pattern.format(de_city=de(city))}",
                       structure, Role.PRESCRIPTEUR_AGENT, pw)
             if operateur:
-                _user(session, f"operateur.{slug}-{suffix}", f"Médiateur {pattern.format(city=city)}",
+                _user(session, f"operateur.{slug}-{suffix}", f"Médiateur {pattern.format(de_city=de(city))}",
                       structure, Role.OPERATEUR_AGENT, pw)
-                _user(session, f"admin.{slug}-{suffix}", f"Responsable {pattern.format(city=city)}",
+                _user(session, f"admin.{slug}-{suffix}", f"Responsable {pattern.format(de_city=de(city))}",
                       structure, Role.OPERATEUR_ADMIN, pw)
     _programmes(session, mgp, aptic)
     # A person working for two tenants, to show the tenant switcher.

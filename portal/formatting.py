@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -24,11 +25,20 @@ def format_eur(cents: int | None) -> str:
     return f"{sign}{format_count(euros)},{rest:02d}{NBSP}€"
 
 
+def pct_text(value: float, digits: int = 1) -> str:
+    """12.5 → '12,5'. Truncated, never rounded up: 2 499 / 5 000 shows
+    49,9 and not 50,0, so a figure never claims a threshold the rule
+    (integer comparison, convention art. 5) says is not reached."""
+    scale = 10 ** digits
+    floored = math.floor(value * scale + 1e-9) / scale
+    return f"{floored:.{digits}f}".replace(".", ",")
+
+
 def format_pct(value: float | None, digits: int = 1) -> str:
-    """12.5 → '12,5 %' (French decimal comma, no-break space)."""
+    """12.5 → '12,5 %' (French decimal comma, no-break space; truncated)."""
     if value is None:
         return "–"
-    return f"{value:.{digits}f}".replace(".", ",") + f"{NNBSP}%"
+    return pct_text(value, digits) + f"{NNBSP}%"
 
 
 def format_date(value: dt.date | dt.datetime | None) -> str:

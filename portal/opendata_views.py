@@ -5,6 +5,7 @@ from flask import Blueprint, Response
 
 from portal.domain import opendata
 from portal.extensions import db
+from portal.web.downloads import CSV, attachment
 from portal.web.gate import public
 
 bp = Blueprint("opendata", __name__)
@@ -15,6 +16,5 @@ bp = Blueprint("opendata", __name__)
 def consumption(fmt: str):
     data = opendata.rows(db.session)
     if fmt == "csv":
-        return Response(opendata.to_csv(data), mimetype="text/csv; charset=utf-8", headers={
-            "Content-Disposition": 'attachment; filename="pass-numerique-consommation.csv"'})
+        return attachment(opendata.to_csv(data), "pass-numerique-consommation.csv", CSV)
     return Response(opendata.to_json(data), mimetype="application/json")

@@ -74,12 +74,7 @@ def _guarded_lookup(find):
     unknown) per IP and refuse after too many."""
     throttle = current_app.extensions["throttle"]
     ip = request.remote_addr or "inconnue"
-    throttle.check(pass_check=ip)
-    try:
-        return find()
-    except DomainError:
-        throttle.failure(pass_check=ip)
-        raise
+    return throttle.guard(find, (DomainError,), pass_check=ip)
 
 
 def _check_form(status_code: int = 200, *, serial: str = "", code: str = "",

@@ -67,6 +67,7 @@ def _consume(session, prog, commune_slug, count, *, paid=True):
                      to_holder_id=holder, actor=MGP)
 
 
+@pytest.mark.locale_sensitive
 def test_working_days_skip_weekends_and_holidays():
     # Confirmation Friday 9 July 2021: 14 July and 15 August (a Sunday) are holidays.
     assert calendar.add_working_days(D(2021, 7, 9), 20) == D(2021, 8, 9)
@@ -113,7 +114,12 @@ def test_amorcage_refused_from_the_first_of_october(db_session):
     convention = _ready_convention(db_session, prog)
     with pytest.raises(Conflict, match="à compter du 01/10/2021"):
         allocation.request_amorcage(db_session, convention, actor=MGP, today=D(2021, 10, 1))
-    allocation.request_amorcage(db_session, convention, actor=MGP, today=D(2021, 9, 30))
+    tranche = allocation.request_amorcage(db_session, convention, actor=MGP, today=D(2021, 9, 30))
+    # Issue 14, item 5: art. 4 bounds the request, not MGP's confirmation — a request made on
+    # 30/09 is confirmed on 01/10 (delivery 20 jours ouvrés later), never left « demandée ».
+    allocation.confirm_amorcage(db_session, tranche, actor=MGP, today=D(2021, 10, 1))
+    assert tranche.status is TrancheStatus.CONFIRMEE and tranche.confirmed_on == D(2021, 10, 1)
+    assert tranche.due_on == calendar.add_working_days(D(2021, 10, 1), 20)
 
 
 @pytest.mark.parametrize("missing", ["signature", "referent", "reseau", "capacite"])
@@ -141,7 +147,7 @@ def test_abondement_at_fifty_percent_consumed_and_paid(db_session):
     _consume(db_session, prog, "neuilly-plaisance", 200, paid=False)   # scanned, not paid
     c = candidate()
     assert (c.consumption.held, c.consumption.consumed) == (5000, 2499)
-    assert not c.eligible and "1 pass consommés manquent" in c.reason
+    assert not c.eligible and "1 pass consommé manque pour" in c.reason
     _consume(db_session, prog, "neuilly-plaisance", 1)
     c = candidate()
     assert c.consumption.consumed == 2500 and c.eligible and c.quantity == 2500

@@ -18,7 +18,10 @@ from portal.models import (Convention, HabilitationRequest, HubOpinion, Operateu
 from portal.models.issuance import PassState
 from portal.models.operateurs import Qualification
 
-LINE = re.compile(r'<li><a href="([^"]+)">(.+?) — <strong>([^<]+)</strong></a></li>')
+# One tile per line: count, label, action link (templates/tenants/_todo.html).
+_TILE = re.compile(r'<li class="tile"><span class="tile-count">([^<]+)</span>\s*'
+                   r'<span class="tile-label">(.+?)</span>\s*<a href="([^"]+)">')
+
 NOTHING = "Rien à traiter pour l'instant."
 
 
@@ -30,7 +33,7 @@ def todo_lines(browser, url: str) -> dict[str, tuple[int, str]]:
     section = body.split('<section class="todo"', 1)[1].split("</section>", 1)[0]
     assert "À traiter" in section
     lines = {html.unescape(label): (int(re.sub(r"\D", "", count)), html.unescape(href))
-             for href, label, count in LINE.findall(section)}
+             for count, label, href in _TILE.findall(section)}
     assert (NOTHING in html.unescape(section)) == (not lines)
     return lines
 

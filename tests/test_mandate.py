@@ -11,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from helpers import drop_ledger_protection, issued_and_activated, new_programme, tenant
-from portal.domain import custody, distribution, mandate as mandates, reddition
+from portal.domain import clock, custody, distribution, mandate as mandates, reddition
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.accounts import find_user
 from portal.models import Base, Distribution, LedgerEntry, Mandate, Pass
 from portal.models.issuance import PassState as S
+from portal.formatting import PARIS
 from portal.models.ledger import Nature
 
 D = dt.date
@@ -106,7 +107,8 @@ def test_no_distribution_without_a_valid_habilitation(db_session):
     ).scalars().one()
     assert entry.actor_user_id == user.id and entry.ref_id == done.id and entry.count == 10
     # Revoked.
-    mandates.revoke_habilitation(db_session, h, on=D(2022, 7, 1), reason="Départ", actor=SYS)
+    mandates.revoke_habilitation(db_session, h, on=D(2022, 7, 1), reason="Départ", actor=SYS,
+                                 now=dt.datetime(2022, 6, 20, 10, tzinfo=PARIS))
     _hand_out(db_session, prog, user, ccas, carnet=2, day=D(2022, 6, 30))
     with pytest.raises(NotAllowed, match="révoquée"):
         _hand_out(db_session, prog, user, ccas, carnet=3, day=D(2022, 7, 1))
@@ -253,14 +255,14 @@ def _scenario(session, seed: int):
     if paid:
         for nature in (Nature.CONTRE_PAIEMENT, Nature.PAIEMENT):
             custody.move(session, prog, nature=nature, criteria=[Pass.id.in_(paid)],
-                         to_holder_id=media.id, actor=SYS, ref_type="releve", ref_id=1)
+                         to_holder_id=media.id, actor=SYS, ref_type="test", ref_id=1)
     session.commit()
     return prog, m, handed, len(scanned), len(paid)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_reddition_totals_equal_the_ledger(db_session, seed):
-    today = dt.date.today()
+    today = clock.today()   # Paris, like the ledger days
     demo_mandate = db_session.execute(sa.select(Mandate)).scalar_one()
     before = reddition.build_statement(db_session, demo_mandate, D(2000, 1, 1), today, today)
     prog, m, handed, scanned, paid = _scenario(db_session, seed)
@@ -294,7 +296,7 @@ def test_an_unbalanced_ledger_shows_the_mismatch(db_session):
     db_session.execute(sa.text("UPDATE ledger_entries SET amount_cents = amount_cents + 500 "
                                "WHERE nature = 'distribution'"))
     db_session.commit()
-    today = dt.date.today()
+    today = clock.today()
     statement = reddition.build_statement(db_session, m, D(2000, 1, 1), today, today)
     assert any("montant" in problem for problem in statement.mismatches)
     assert not statement.ledger_ok
@@ -305,7 +307,7 @@ def test_a_pass_moved_outside_the_ledger_shows_the_mismatch(db_session):
     db_session.execute(sa.text("UPDATE passes SET state = 'annule' WHERE id = "
                                "(SELECT min(id) FROM passes WHERE state = 'reparti')"))
     db_session.commit()
-    today = dt.date.today()
+    today = clock.today()
     statement = reddition.build_statement(db_session, m, D(2000, 1, 1), today, today)
     assert any("réellement en circulation" in p for p in statement.mismatches)
 
@@ -329,7 +331,8 @@ def test_reddition_exports_and_closing(app, browser_factory):
     xlsx = aptic.get(base + ".xlsx?debut=2000-01-01&fin=2100-01-01")
     from openpyxl import load_workbook
     workbook = load_workbook(io.BytesIO(xlsx.data))
-    assert workbook.sheetnames == ["Reddition", "Distributions", "Contre-paiements", "Fonds"]
+    assert workbook.sheetnames == ["Reddition", "Distributions", "Révocations",
+                                   "Contre-paiements", "Fonds"]
     assert workbook["Distributions"].max_row == 7
     pdf = aptic.get(base + ".pdf?debut=2000-01-01&fin=2100-01-01")
     assert pdf.data.startswith(b"%PDF")
@@ -390,3 +393,58 @@ def test_desk_page_and_habilitation_request_flow(app, browser_factory):
     assert aptic.post(f"/mandataire/aptic/habilitations/demandes/{request_id}",
                       {"decision": "accorder", "mandate_id": mandate_id}).status_code == 303
     assert "aucune habilitation" not in other.get("/structure/bondy-ccas/remise").text
+
+
+# --- issue 14, items 2 and 3: revocations are never backdated and take effect at a moment
+
+def test_a_backdated_revocation_is_refused_and_revocations_are_supporting_records(db_session):
+    prog = _stocked_programme(db_session)
+    m = _mandate(db_session)
+    user, ccas = _agent(db_session)
+    h = mandates.grant_habilitation(db_session, m, user=user, structure=ccas,
+                                    starts_on=D(2022, 6, 1), ends_on=D(2022, 8, 31), actor=SYS,
+                                    today=D(2022, 5, 2))
+    _hand_out(db_session, prog, user, ccas, carnet=1, day=D(2022, 6, 10))
+    now = dt.datetime(2022, 6, 20, 10, 0, tzinfo=PARIS)
+    with pytest.raises(InvalidInput, match="antidatée"):
+        mandates.revoke_habilitation(db_session, h, on=D(2022, 6, 5), reason="Erreur",
+                                     actor=SYS, now=now)
+    assert h.revoked_at is None and h.revoked_on is None
+    mandates.revoke_habilitation(db_session, h, on=D(2022, 6, 20), reason="Départ", actor=SYS,
+                                 now=now)
+    assert h.revoked_at == now and h.revoked_on == D(2022, 6, 20)
+    db_session.commit()
+    statement = reddition.build_statement(db_session, m, D(2022, 6, 1), D(2022, 6, 30),
+                                          D(2022, 7, 1), verify_chain=False)
+    assert statement.revocations == [{
+        "habilitation": h.id, "prescripteur": user.full_name, "structure": ccas.name,
+        "periode": "01/06/2022–31/08/2022", "date_indiquee": "20/06/2022",
+        "effet": "20/06/2022 10:00", "motif": "Départ"}]
+    assert "Révocations" in reddition.to_csv(statement) and "20/06/2022 10:00" in \
+        reddition.to_csv(statement)
+    assert '"revocations"' in statement.to_json()
+
+
+def test_a_revocation_takes_effect_at_its_moment_not_for_the_whole_day(db_session):
+    m = _mandate(db_session)
+    user, ccas = _agent(db_session)
+    h = mandates.grant_habilitation(db_session, m, user=user, structure=ccas,
+                                    starts_on=D(2022, 6, 1), ends_on=D(2022, 8, 31), actor=SYS,
+                                    today=D(2022, 5, 2))
+    ten = dt.datetime(2022, 6, 20, 10, 0, tzinfo=PARIS)
+    mandates.revoke_habilitation(db_session, h, on=D(2022, 6, 20), reason="Départ", actor=SYS,
+                                 now=ten)
+    day = D(2022, 6, 20)
+    assert mandates.habilitation_problem(h, day, now=ten - dt.timedelta(minutes=1)) is None
+    problem = mandates.habilitation_problem(h, day, now=ten + dt.timedelta(minutes=1))
+    assert problem == "habilitation révoquée le 20/06/2022 à 10:00 (Départ)"
+    # A revocation dated later takes effect at 00:00, Paris time, that day.
+    user2, ccas2 = _agent(db_session, "montreuil-ccas")
+    later = mandates.grant_habilitation(db_session, m, user=user2, structure=ccas2,
+                                        starts_on=D(2022, 6, 1), ends_on=D(2022, 8, 31),
+                                        actor=SYS, today=D(2022, 5, 2))
+    mandates.revoke_habilitation(db_session, later, on=D(2022, 7, 1), reason="Fin", actor=SYS,
+                                 now=ten)
+    assert later.revoked_at == dt.datetime(2022, 7, 1, tzinfo=PARIS)
+    assert mandates.habilitation_problem(later, D(2022, 6, 30)) is None
+    assert "révoquée le 01/07/2022 à 00:00" in mandates.habilitation_problem(later, D(2022, 7, 1))

@@ -148,8 +148,8 @@ def test_api_expired_forbidden_and_throttled(app, api):
 
 def test_validity_tolerance_boundaries(app, api):
     client, headers, service_id, ids = api
-    from portal.formatting import PARIS
-    today = dt.datetime.now(PARIS).date()   # scans are dated in Paris time
+    from portal.domain import clock
+    today = clock.today()          # scans are dated in Paris time, by the one clock
     with app.app_context():
         programme = programme_of(db.session)
         programme.valid_until = today - dt.timedelta(days=5)

@@ -15,11 +15,25 @@ ERRORS = {
     "404": _error("Pass inconnu."),
     "409": _error("Pass déjà utilisé (quand, où) ou pas encore remis."),
     "410": _error("Pass expiré ou bloqué (opposition)."),
+    "413": _error("Corps de requête trop volumineux."),
+    "414": _error("Adresse (chemin et paramètres) trop longue : 4 096 caractères au plus."),
     "422": _error("Saisie illisible, pass falsifié, numéro sans son code de vérification "
-                  "(code_requis), corps invalide, clé d'idempotence réutilisée avec un autre "
-                  "corps."),
+                  "(code_requis), corps ou paramètre invalide, caractère interdit (NUL), clé "
+                  "d'idempotence réutilisée avec un autre corps."),
     "429": _error("Trop d'échecs (codes inconnus ou illisibles) : réessayez plus tard."),
+    "503": _error("Service momentanément indisponible (base de données) : réessayez."),
 }
+# What any operation may answer, whatever it does (tenant gate, input guard,
+# request size limits, database lost).
+COMMON = ("401", "413", "414", "422", "503")
+MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+NO_NUL = "^[^\\u0000]*$"          # NUL is refused (422) in every text field
+
+
+def _responses(own: dict, *codes: str) -> dict:
+    """The operation's own answers plus every status it can answer."""
+    return {**own, **{code: ERRORS[code] for code in (*COMMON, *codes)}}
 
 
 def document() -> dict:
@@ -44,19 +58,24 @@ def document() -> dict:
                     "type": "object", "additionalProperties": False,
                     "properties": {
                         "code": {"type": "string", "maxLength": 300,
+                                 "pattern": NO_NUL,
                                  "description": "Contenu du QR code (URL /P/…) ou jeton lu "
                                                 "par une douchette."},
-                        "serial": {"type": "string",
+                        "serial": {"type": "string", "maxLength": 300,
+                                   "pattern": NO_NUL,
                                    "description": "Numéro saisi à la main, avec "
                                                   "« verification_code » : le numéro seul ne "
                                                   "prouve rien (422 code_requis)."},
-                        "verification_code": {"type": "string",
+                        "verification_code": {"type": "string", "maxLength": 300,
+                                              "pattern": NO_NUL,
                                               "description": "Code de vérification imprimé."},
-                        "service_id": {"type": "integer",
+                        "service_id": {"type": "integer", "minimum": 1, "maximum": MAX_INT32,
                                        "description": "Service rendu (catalogue du lieu)."},
-                        "occurred_at": {"type": "string", "format": "date-time",
+                        "occurred_at": {"type": "string", "format": "date-time", "maxLength": 300,
+                                        "pattern": NO_NUL,
                                         "description": "Heure du scan hors ligne (≤ 7 jours)."},
-                        "agent": {"type": "string", "format": "email",
+                        "agent": {"type": "string", "format": "email", "maxLength": 300,
+                                  "pattern": NO_NUL,
                                   "description": "Adresse e-mail de l'agent opérateur qui valide "
                                                  "(membre de la structure). Obligatoire (sinon 422 "
                                                  "agent_requis) pour un pass remis dans ce même "
@@ -85,9 +104,9 @@ def document() -> dict:
                 "summary": "Tester un pass (validité seule, rien n'est consommé)",
                 "requestBody": {"required": True,
                                 "content": {"application/json": {"schema": scan_request}}},
-                "responses": {"200": {"description": "Pass valable", "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}}},
-                    **ERRORS}}},
+                "responses": _responses({"200": {"description": "Pass valable", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}}}},
+                    "403", "404", "409", "410", "429")}},
             "/scans": {
                 "post": {
                     "summary": "Valider (consommer) un pass et enregistrer le service rendu",
@@ -98,40 +117,44 @@ def document() -> dict:
                                                    "renvoie la première réponse."}],
                     "requestBody": {"required": True,
                                     "content": {"application/json": {"schema": scan_request}}},
-                    "responses": {
+                    "responses": _responses({
                         "201": {"description": "Pass validé", "content": {"application/json": {
                             "schema": {"$ref": "#/components/schemas/Verdict"}}}},
                         "200": {"description": "Rejeu : même clé, même corps, pass déjà validé "
                                                "par cette requête", "content": {
                             "application/json": {
-                                "schema": {"$ref": "#/components/schemas/Verdict"}}}},
-                        **ERRORS}},
+                                "schema": {"$ref": "#/components/schemas/Verdict"}}}}},
+                        "403", "404", "409", "410", "429")},
                 "get": {
                     "summary": "Mes derniers scans",
                     "parameters": [{"name": "limite", "in": "query",
-                                    "schema": {"type": "integer", "maximum": 200}},
+                                    "schema": {"type": "integer", "minimum": 1, "maximum": 200,
+                                               "default": 50}},
                                    {"name": "avant", "in": "query",
-                                    "schema": {"type": "integer"}}],
-                    "responses": {"200": {"description": "Scans de la structure"},
-                                  "401": ERRORS["401"]}}},
+                                    "description": "Scans d'identifiant inférieur (page suivante).",
+                                    "schema": {"type": "integer", "minimum": 1,
+                                               "maximum": MAX_INT64}}],
+                    "responses": _responses({"200": {"description": "Scans de la structure"}})}},
             "/services": {"get": {
                 "summary": "Catalogue des services de ma structure (pour « service_id »)",
-                "responses": {"200": {"description": "Services actifs"},
-                              "401": ERRORS["401"]}}},
+                "responses": _responses({"200": {"description": "Services actifs"}})}},
             "/scans/{scan_id}": {"get": {
                 "summary": "Un scan de ma structure",
                 "parameters": [{"name": "scan_id", "in": "path", "required": True,
-                                "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "Le scan"}, "404": ERRORS["404"]}}},
+                                "schema": {"type": "integer", "minimum": 1,
+                                           "maximum": MAX_INT32}}],
+                "responses": _responses({"200": {"description": "Le scan"}}, "404")}},
             "/scans/{scan_id}/annulation": {"post": {
                 "summary": "Annuler un scan fait par erreur (délai court, avant validation du "
                            "relevé mensuel)",
                 "parameters": [{"name": "scan_id", "in": "path", "required": True,
-                                "schema": {"type": "integer"}}],
+                                "schema": {"type": "integer", "minimum": 1,
+                                           "maximum": MAX_INT32}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["reason"],
-                    "properties": {"reason": {"type": "string"}}}}}},
-                "responses": {"200": {"description": "Scan annulé"}, "404": ERRORS["404"],
-                              "409": ERRORS["409"], "422": ERRORS["422"]}}},
+                    "properties": {"reason": {"type": "string", "minLength": 1,
+                                              "maxLength": 500, "pattern": NO_NUL}}}}}},
+                "responses": _responses({"200": {"description": "Scan annulé"}},
+                                        "403", "404", "409")}},
         },
     }

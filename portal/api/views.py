@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import sqlalchemy as sa
 from flask import current_app, g, jsonify, request
@@ -17,6 +18,23 @@ from portal.models import Channel, Membership, Scan
 from portal.web.gate import current_tenant
 
 _FIELDS = {"code", "serial", "verification_code", "service_id", "occurred_at", "agent"}
+MAX_SERVICE_ID = 2**31 - 1          # services.id is an INTEGER (the schema says the same)
+MAX_SCAN_ID = 2**63 - 1             # scans.id is a BIGINT on PostgreSQL
+LIST_LIMIT = (1, 200)
+
+
+def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    """An integer query parameter within [low, high]; anything else is a 422
+    (never ignored, clamped or sent to the database to overflow there)."""
+    values = request.args.getlist(name)
+    if not values:
+        return default
+    text = values[-1].strip()
+    if len(values) > 1 or not re.fullmatch(r"-?[0-9]{1,20}", text) \
+            or not low <= int(text) <= high:
+        raise InvalidInput(f"Paramètre « {name} » invalide : un entier de {low} à {high} est "
+                           "attendu.", field=name)
+    return int(text)
 
 
 def _scanner(data: dict | None = None) -> scanning.Scanner:
@@ -56,17 +74,20 @@ def _text(data: dict, name: str) -> str:
     value = data.get(name, "")
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > 300 or "\x00" in value:
+    if not isinstance(value, str) or len(value) > 300:
         raise InvalidInput(f"Le champ « {name} » doit être un texte de 300 caractères au plus.",
                            field=name)
+    if "\x00" in value:
+        raise InvalidInput(f"Caractère interdit (NUL) dans le champ « {name} ».", field=name)
     return value
 
 
 def scan_input(data: dict, channel: Channel) -> scanning.ScanInput:
     service_id = data.get("service_id")
     if service_id is not None and (isinstance(service_id, bool) or not isinstance(service_id, int)
-                                   or not 0 < service_id < 2**31):
-        raise InvalidInput("« service_id » doit être un entier.", field="service_id")
+                                   or not 1 <= service_id <= MAX_SERVICE_ID):
+        raise InvalidInput(f"« service_id » doit être un entier de 1 à {MAX_SERVICE_ID}.",
+                           field="service_id")
     occurred_at = None
     if data.get("occurred_at"):
         try:
@@ -84,12 +105,7 @@ def _throttled(action):
     """Count unknown/unreadable/forged codes per token; 429 beyond the limit."""
     throttle = current_app.extensions["scan_throttle"]
     key = f"api:{g.api_token.id}"
-    throttle.check(scan_failures=key)
-    try:
-        return action()
-    except (NotFound, InvalidInput):
-        throttle.failure(scan_failures=key)
-        raise
+    return throttle.guard(action, (NotFound, InvalidInput), scan_failures=key)
 
 
 @bp.route("/openapi.json", permission=None)
@@ -142,8 +158,11 @@ def list_services():
 
 @bp.route("/scans", methods=["GET"], permission=Permission.SCAN_PASS)
 def list_scans():
-    before = request.args.get("avant", type=int)
-    limit = min(max(request.args.get("limite", 50, type=int) or 50, 1), 200)
+    unknown = set(request.args) - {"avant", "limite"}
+    if unknown:
+        raise InvalidInput(f"Paramètre inconnu : {', '.join(sorted(unknown))[:200]}.")
+    before = _int_arg("avant", None, 1, MAX_SCAN_ID)
+    limit = _int_arg("limite", 50, *LIST_LIMIT)
     scans = scanning.scans_of(db.session, current_tenant().id, limit=limit, before_id=before)
     return jsonify({"message": f"{len(scans)} scan(s).",
                     "scans": [scanning.scan_json(s) for s in scans]})

@@ -147,6 +147,7 @@ def enrol():
             _throttle().failure(second_factor=str(user.id))
             error = exc.message
         else:
+            _throttle().reset(second_factor=str(user.id))
             target = finish_login(user)
             return render("auth/recovery_codes.html", codes=codes, next_url=target)
     uri = totp.provisioning_uri(cred.secret, user.email)
@@ -171,6 +172,7 @@ def manage():
             _throttle().failure(second_factor=str(user.id))
             error = exc.message
         else:
+            _throttle().reset(second_factor=str(user.id))
             codes = twofactor.new_recovery_codes(db.session, user)
             db.session.commit()
             return render("auth/recovery_codes.html", codes=codes,

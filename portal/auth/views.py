@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (Blueprint, current_app, flash, redirect, request, session,
                    url_for)
@@ -30,10 +30,17 @@ def tenant_home_url(tenant) -> str:
 
 
 def _safe_next(target: str | None) -> str | None:
-    if not target:
+    """A local path only. Browsers read ``/\\host`` as ``//host`` and drop
+    tabs and newlines inside URLs, so backslashes and control characters are
+    refused outright, as is anything with a scheme or a host (OWASP,
+    unvalidated redirects)."""
+    if not target or len(target) > 2000:
+        return None
+    if "\\" in target or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in target):
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+            or unquote(target).startswith(("//", "/\\"))):
         return None
     return target
 
@@ -88,6 +95,7 @@ def login():
                       next=_safe_next(request.form.get("next")),
                       error="Adresse électronique ou mot de passe incorrect.")
     throttle.reset(per_account_ip=f"{email}|{ip}")
+    throttle.succeeded(per_ip=ip, per_account=email)   # only failures count
     if twofactor.required(db.session, user):
         return second_factor.begin(user, _safe_next(request.form.get("next")))
     from portal.web.sessions import purge_expired

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import calendar, custody, ledger
+from portal.domain import calendar, clock, custody, ledger
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.permissions import TenantKind
@@ -70,6 +70,14 @@ def create_convention(session: Session, programme: Programme, commune: Tenant, *
     return convention
 
 
+def _not_after_today(day: dt.date, field: str, what: str) -> None:
+    """Evidence records something that happened: a date after today (Paris,
+    the portal's one clock) cannot count toward the conditions of art. 4."""
+    if day is not None and day > clock.today():
+        raise InvalidInput(f"{what} ne peut pas être dans le futur (après le "
+                           f"{_fr(clock.today())}).", field=field)
+
+
 def _event(session: Session, convention: Convention, kind: str, summary: str,
            actor: Actor, effective_on: dt.date | None) -> ConventionEvent:
     event = ConventionEvent(convention_id=convention.id, kind=kind, summary=summary[:1000],
@@ -85,6 +93,7 @@ def record_signature(session: Session, convention: Convention, party: str, on: d
     signatory = (signatory or "").strip()
     if not signatory:
         raise InvalidInput("Indiquez le nom du signataire.", field="signatory")
+    _not_after_today(on, "signed_on", "La date de signature")
     if party == "commune":
         convention.signed_by_commune_on, convention.signed_by_commune_name = on, signatory[:200]
     elif party == "metropole":
@@ -107,6 +116,7 @@ def set_referent(session: Session, convention: Convention, *, name: str, email: 
     if len([c for c in phone if c.isdigit()]) < 10 or len(phone) > 30:
         raise InvalidInput("Téléphone du référent invalide (10 chiffres au moins).",
                            field="referent_phone")
+    _not_after_today(on, "designated_on", "La date de désignation")
     previous = convention.referent_name
     convention.referent_name, convention.referent_email = name[:200], email
     convention.referent_phone, convention.referent_designated_on = phone, on
@@ -121,6 +131,7 @@ def record_avenant(session: Session, convention: Convention, *, signed_on: dt.da
     summary = (summary or "").strip()
     if not summary:
         raise InvalidInput("Décrivez ce que l'avenant modifie.", field="summary")
+    _not_after_today(signed_on, "signed_on", "La date de signature de l'avenant")
     if new_end is not None:
         if new_end <= convention.ends_on:
             raise InvalidInput("La nouvelle échéance doit suivre l'échéance actuelle "
@@ -141,6 +152,7 @@ def record_opinion(session: Session, convention: Convention, *, hub: Tenant, kin
     if not evidence:
         raise InvalidInput("Précisez le justificatif (courriel envoyé, formations suivies…).",
                            field="evidence")
+    _not_after_today(given_on, "given_on", "La date de l'avis")
     opinion = HubOpinion(convention_id=convention.id, hub_id=hub.id, kind=OpinionKind(kind),
                          favourable=favourable, given_on=given_on, evidence=evidence[:1000],
                          given_by_id=actor.user_id)
@@ -247,9 +259,8 @@ def _tranches(session: Session, convention: Convention) -> list[Tranche]:
                                 .order_by(Tranche.id)).scalars())
 
 
-def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
-                     today: dt.date) -> Tranche:
-    """The référent requests the amorçage (art. 4)."""
+def _check_amorcage_request(session: Session, convention: Convention, today: dt.date) -> None:
+    """What request_amorcage checks before writing (art. 4 and 6)."""
     programme = convention.programme
     _window_open(programme, today, "L'amorçage")
     if any(t.kind is TrancheKind.AMORCAGE and t.status is not TrancheStatus.REFUSEE
@@ -262,6 +273,41 @@ def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
     if stock(session, programme).available < programme.amorcage_size:
         raise Conflict("Le stock de pass de la Métropole est épuisé : l'amorçage ne peut plus "
                        "être demandé (convention, art. 4 et 6).")
+
+
+def amorcage_refusal(session: Session, convention: Convention, today: dt.date) -> str | None:
+    """Why the amorçage cannot be requested today, or None when it can: the convention page
+    shows this state instead of a button that would fail (same checks as request_amorcage)."""
+    try:
+        _check_amorcage_request(session, convention, today)
+    except Conflict as refused:
+        return refused.message
+    return None
+
+
+AMORCAGE_STEPS = ("demandé", "confirmé", "expédié", "reçu", "réparti")
+
+
+def amorcage_progress(session: Session, convention: Convention) -> int:
+    """How far the amorçage went (art. 4 and 7): -1 not requested, else the index in
+    AMORCAGE_STEPS of the last step done (« réparti » once the commune split all it holds)."""
+    tranche = next((t for t in _tranches(session, convention)
+                    if t.kind is TrancheKind.AMORCAGE and t.status is not TrancheStatus.REFUSEE),
+                   None)
+    if tranche is None:
+        return -1
+    done = {TrancheStatus.DEMANDEE: 0, TrancheStatus.CONFIRMEE: 1, TrancheStatus.EXPEDIEE: 2,
+            TrancheStatus.RECUE: 3}[tranche.status]
+    if done == 3 and commune_stock(session, convention.programme, convention.commune) == 0:
+        done = 4
+    return done
+
+
+def request_amorcage(session: Session, convention: Convention, *, actor: Actor,
+                     today: dt.date) -> Tranche:
+    """The référent requests the amorçage (art. 4)."""
+    programme = convention.programme
+    _check_amorcage_request(session, convention, today)
     tranche = Tranche(convention_id=convention.id, kind=TrancheKind.AMORCAGE,
                       status=TrancheStatus.DEMANDEE, quantity=programme.amorcage_size,
                       requested_on=today, requested_by_id=actor.user_id)
@@ -277,13 +323,20 @@ def _due_on(programme: Programme, confirmed_on: dt.date) -> dt.date:
 
 def confirm_amorcage(session: Session, tranche: Tranche, *, actor: Actor,
                      today: dt.date) -> Tranche:
-    """MGP confirms a requested amorçage; the delivery clock starts (art. 4)."""
+    """MGP confirms a requested amorçage; the delivery clock starts (art. 4).
+
+    Art. 4 bounds when the amorçage may be *requested* (« ne pourra plus être
+    demandé à compter du 01/10/2021 »), not when MGP confirms it: a request
+    made in time (30/09/2021) is confirmed even on 01/10/2021 or later, and
+    delivered within 20 jours ouvrés of that confirmation; it never stays
+    « demandée » because the window closed meanwhile. The shared stock
+    (art. 6) is still checked at confirmation."""
     programme = tranche.convention.programme
     ledger.lock_head(session, programme.id)   # one confirmation at a time per programme
     session.refresh(tranche)
     if tranche.status is not TrancheStatus.DEMANDEE:
         raise Conflict(f"Cette tranche est déjà {tranche.status.label}.")
-    _window_open(programme, today, "L'amorçage")
+    _window_open(programme, tranche.requested_on or today, "L'amorçage")
     if stock(session, programme).available < tranche.quantity:
         raise Conflict("Stock insuffisant : confirmer cette tranche dépasserait le stock de "
                        "la Métropole (convention, art. 6).")
@@ -393,8 +446,10 @@ def abondement_candidates(session: Session, programme: Programme, today: dt.date
         elif convention.id in pending:
             reason = "Une tranche est déjà en cours pour cette commune."
         elif not c.reaches(programme.abondement_threshold_pct):
-            reason = (f"{format_count(c.to_threshold(programme.abondement_threshold_pct))} pass consommés "
-                      f"manquent pour atteindre {programme.abondement_threshold_pct} %.")
+            missing = c.to_threshold(programme.abondement_threshold_pct)
+            reason = (f"{format_count(missing)} "
+                      f"{'pass consommé manque' if missing <= 1 else 'pass consommés manquent'} "
+                      f"pour atteindre {programme.abondement_threshold_pct} %.")
         elif quantity == 0:
             reason = note
         result.append(Candidate(convention, c, eligible=not reason, reason=reason or note,
@@ -600,7 +655,8 @@ def split_carnets(session: Session, convention: Convention, structure: Tenant,
         raise InvalidInput("Le nombre de carnets doit être au moins 1.", field="carnet_count")
     carnets = _carnets_held(session, programme, commune.id, S.LIVRE)
     if carnet_count > len(carnets):
-        raise Conflict(f"La commune ne détient que {len(carnets)} carnet(s) non répartis.")
+        raise Conflict(f"La commune ne détient que {len(carnets)} carnet(s) non répartis.",
+                       field="carnet_count")
     return custody.move(session, programme, nature=Nature.REPARTITION,
                         criteria=[Pass.carnet_id.in_(carnets[:carnet_count])],
                         to_holder_id=structure.id, expected_holder_id=commune.id, actor=actor,
@@ -618,7 +674,7 @@ def take_back_carnets(session: Session, convention: Convention, structure: Tenan
     carnets = _carnets_held(session, programme, structure.id, S.REPARTI)
     if carnet_count > len(carnets):
         raise Conflict(f"{structure.name} ne détient que {len(carnets)} carnet(s) complet(s) "
-                       "non distribués.")
+                       "non distribués.", field="carnet_count")
     return custody.move(session, programme, nature=Nature.REPRISE,
                         criteria=[Pass.carnet_id.in_(carnets[-carnet_count:])],
                         to_holder_id=commune.id, expected_holder_id=structure.id, actor=actor,

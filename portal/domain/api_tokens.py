@@ -60,6 +60,20 @@ def resolve(session: Session, token: str) -> tuple[ApiToken, Tenant] | None:
     return (row[0], row[1]) if row else None
 
 
+REVOKED_SHOWN = 10
+
+
 def tokens_of(session: Session, structure_id: int) -> list[ApiToken]:
-    return list(session.execute(sa.select(ApiToken).where(ApiToken.structure_id == structure_id)
-                                .order_by(ApiToken.id.desc())).scalars())
+    """Every live token, then the ``REVOKED_SHOWN`` most recently created
+    revoked ones: hundreds of old revoked tokens must not slow the page."""
+    of_structure = sa.select(ApiToken).where(ApiToken.structure_id == structure_id)
+    live = session.execute(of_structure.where(ApiToken.revoked_at.is_(None))
+                           .order_by(ApiToken.id.desc())).scalars().all()
+    revoked = session.execute(of_structure.where(ApiToken.revoked_at.is_not(None))
+                              .order_by(ApiToken.id.desc()).limit(REVOKED_SHOWN)).scalars().all()
+    return list(live) + list(revoked)
+
+
+def revoked_count(session: Session, structure_id: int) -> int:
+    return session.execute(sa.select(sa.func.count()).select_from(ApiToken).where(
+        ApiToken.structure_id == structure_id, ApiToken.revoked_at.is_not(None))).scalar_one()

@@ -8,6 +8,10 @@ holiday. Two settings of the programme change the calendar:
 * ``pentecost_worked``: Lundi de Pentecôte is often worked (journée de
   solidarité); when true it counts as a working day.
 Holidays come from the maintained ``holidays`` package (ENGINEERING.md).
+Its holiday *names* follow the process locale (« Lundi de Pentecôte » under
+``LANG=fr_FR.UTF-8``), so no rule matches a name: Lundi de Pentecôte is
+computed (Easter Sunday + 50 days, ``dateutil.easter``, which ``holidays``
+itself uses).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import datetime as dt
 from functools import lru_cache
 
 import holidays
+from dateutil.easter import easter
 
 SUBDIVISIONS = {"": "Droit commun", "57": "Moselle", "6AE": "Alsace"}
 
@@ -24,8 +29,13 @@ def _holidays(year: int, subdivision: str, pentecost_worked: bool) -> frozenset[
     calendar = holidays.France(years=year, subdiv=subdivision or None)
     days = set(calendar)
     if pentecost_worked:
-        days -= {d for d, name in calendar.items() if "Pentecost" in name}
+        days.discard(pentecost_monday(year))
     return frozenset(days)
+
+
+def pentecost_monday(year: int) -> dt.date:
+    """Lundi de Pentecôte: the 50th day after Easter Sunday."""
+    return easter(year) + dt.timedelta(days=50)
 
 
 def is_working_day(day: dt.date, subdivision: str = "", pentecost_worked: bool = False) -> bool:

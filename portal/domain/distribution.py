@@ -116,7 +116,7 @@ def hand_out(session: Session, *, programme: Programme, structure: Tenant, user_
         .order_by(Pass.index_in_carnet)).scalars().all()
     if not available:
         raise Conflict(f"Le carnet n° {carnet_number} n'est pas dans le stock de votre "
-                       "structure (ou il a déjà été remis).")
+                       "structure (ou il a déjà été remis).", field="carnet_number")
     count = programme.pass_per_carnet if pass_count is None else pass_count
     if count < 1:
         raise InvalidInput("Le nombre de pass doit être au moins 1.", field="pass_count")
@@ -124,7 +124,8 @@ def hand_out(session: Session, *, programme: Programme, structure: Tenant, user_
         raise InvalidInput("Ce programme ne prévoit que la remise de carnets complets "
                            f"({programme.pass_per_carnet} pass).", field="pass_count")
     if count > len(available):
-        raise Conflict(f"Il ne reste que {len(available)} pass dans le carnet n° {carnet_number}.")
+        raise Conflict(f"Il ne reste que {len(available)} pass dans le carnet n° {carnet_number}.",
+                       field="pass_count")
     chosen = available[:count]
     beneficiary = Beneficiary(code=new_beneficiary_code())
     session.add(beneficiary)

@@ -8,7 +8,6 @@ a set of "open" entries whose run still covers the current pass.
 """
 from __future__ import annotations
 
-import csv
 import heapq
 import io
 import json
@@ -17,6 +16,7 @@ from typing import Iterator, TextIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal.domain import spreadsheet
 from portal.models import Carnet, LedgerEntry, Pass, Programme, Tenant
 
 CSV_HEADER = ["serie", "carnet", "rang", "etat", "detenteur", "mouvement_no", "date_utc",
@@ -67,7 +67,7 @@ class _Line:
 def iter_csv(session: Session, programme: Programme) -> Iterator[str]:
     """One line per (pass, movement); ``;`` separator and BOM for French Excel."""
     line = _Line()
-    writer = csv.writer(line, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(line)
     writer.writerow(CSV_HEADER)
     yield "\ufeff" + line.value
     for p, moves in _history(session, programme):

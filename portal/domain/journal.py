@@ -14,13 +14,13 @@ the communes of its programmes' perimeter and of their structures; #APTIC
 from __future__ import annotations
 
 import contextvars
-import csv
 import datetime as dt
 import io
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal.domain import spreadsheet
 from portal.domain.permissions import TenantKind
 from portal.models import JournalEntry, Tenant, User, utcnow
 
@@ -154,7 +154,7 @@ def to_csv(session: Session, entries: list[JournalEntry]) -> str:
         Tenant.id.in_({i for i in tenant_ids if i}))).scalars()}
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)   # formula injection neutralised
     writer.writerow(["Date (UTC)", "Action", "Auteur", "Organisation de l'auteur",
                      "Journal de", "Objet", "N° de l'objet", "Avant", "Après", "Adresse IP"])
 

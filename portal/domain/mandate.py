@@ -28,6 +28,7 @@ from portal.domain import journal
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
+from portal.formatting import PARIS, format_datetime
 from portal.models import (Habilitation, HabilitationRequest, Mandate, MandateStatus, Membership,
                            RequestStatus, Tenant, User, utcnow)
 
@@ -179,13 +180,29 @@ def grant_habilitation(session: Session, mandate: Mandate, *, user: User, struct
 
 
 def revoke_habilitation(session: Session, habilitation: Habilitation, *, on: dt.date,
-                        reason: str, actor: Actor) -> Habilitation:
+                        reason: str, actor: Actor, now: dt.datetime | None = None
+                        ) -> Habilitation:
+    """Revoke from a moment, never backwards: the distributions already made
+    under the habilitation were made by a habilitated agent and stay valid
+    in the accounts (CGCT L1611-7 IV: the reddition lists each distribution
+    with its habilitation; a backdated revocation would silently contradict
+    them). Dated today: effective at once (this very moment). Dated later:
+    effective at 00:00, Paris time, that day. Dated earlier: refused."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("Indiquez le motif de la révocation.", field="reason")
-    if habilitation.revoked_on is not None:
+    if habilitation.revoked_at is not None or habilitation.revoked_on is not None:
         raise Conflict("Cette habilitation est déjà révoquée.")
-    habilitation.revoked_on, habilitation.revocation_reason = on, reason[:500]
+    now = now or utcnow()
+    today = now.astimezone(PARIS).date()
+    if on < today:
+        raise InvalidInput(f"Une révocation ne peut pas être antidatée (avant le {_fr(today)}) : "
+                           "les remises déjà faites sous cette habilitation restent valables. "
+                           "Révoquez à partir d'aujourd'hui.", field="revoked_on")
+    effective = now if on == today else dt.datetime.combine(on, dt.time(), PARIS).astimezone(
+        dt.timezone.utc)
+    habilitation.revoked_on, habilitation.revoked_at = on, effective
+    habilitation.revocation_reason = reason[:500]
     habilitation.revoked_by_id = actor.user_id
     session.flush()
     journal.record(session, action="habilitation.revoked", actor=actor,
@@ -194,10 +211,21 @@ def revoke_habilitation(session: Session, habilitation: Habilitation, *, on: dt.
     return habilitation
 
 
-def habilitation_problem(habilitation: Habilitation, today: dt.date) -> str | None:
-    """None when the habilitation works today, else the French reason."""
-    if habilitation.revoked_on is not None and habilitation.revoked_on <= today:
-        return (f"habilitation révoquée le {_fr(habilitation.revoked_on)} "
+def revoked_by(habilitation: Habilitation, moment: dt.datetime) -> bool:
+    """Whether the revocation has taken effect at ``moment``."""
+    return habilitation.revoked_at is not None and habilitation.revoked_at <= moment
+
+
+def habilitation_problem(habilitation: Habilitation, today: dt.date,
+                         now: dt.datetime | None = None) -> str | None:
+    """None when the habilitation works now (``today`` in Paris), else the
+    French reason. A revocation counts from its moment (``revoked_at``)."""
+    if now is None:
+        now = utcnow()
+        if now.astimezone(PARIS).date() != today:    # asked about another day: its start
+            now = dt.datetime.combine(today, dt.time(), PARIS).astimezone(dt.timezone.utc)
+    if revoked_by(habilitation, now):
+        return (f"habilitation révoquée le {format_datetime(habilitation.revoked_at)} "
                 f"({habilitation.revocation_reason})")
     if today < habilitation.starts_on:
         return f"habilitation valable seulement à partir du {_fr(habilitation.starts_on)}"

@@ -9,7 +9,6 @@ as zero. Read from ``flow_counts`` only; no beneficiary data is involved.
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections import defaultdict
@@ -17,7 +16,7 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import ledger
+from portal.domain import ledger, spreadsheet
 from portal.models import FlowCount, Tenant
 from portal.models.ledger import Nature
 
@@ -65,7 +64,7 @@ def rows(session: Session) -> list[dict]:
 def to_csv(data: list[dict]) -> str:
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)
     header = ["commune", "code_insee", "mois"] + [k for k, _ in MEASURES] + ["secret_statistique"]
     writer.writerow(header)
     for row in data:

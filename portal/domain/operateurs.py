@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
 from sqlalchemy.orm import Session
 
 from portal.domain import journal
@@ -53,31 +55,34 @@ def normalise_siret(text: str) -> str:
 
 
 def iban_ok(iban: str) -> bool:
-    """ISO 13616: move the first four characters to the end, letters become
-    two digits (A=10 … Z=35), the number modulo 97 must be 1."""
-    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", iban):
+    """ISO 13616 with the national formats of the IBAN registry (country
+    code, length and BBAN structure per country, then the mod-97 key), as
+    maintained by schwifty — not a home-made regex."""
+    try:
+        IBAN(iban)
+    except SchwiftyException:
         return False
-    moved = iban[4:] + iban[:4]
-    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    return True
 
 
 def normalise_iban(text: str) -> str:
-    iban = re.sub(r"\s", "", text or "").upper()
-    if not iban_ok(iban):
-        raise InvalidInput("Cet IBAN n'est pas valide (format ou clé de contrôle). Vérifiez la "
-                           "saisie.", field="iban")
-    if iban.startswith("FR") and len(iban) != 27:
-        raise InvalidInput("Un IBAN français comporte 27 caractères.", field="iban")
-    return iban
+    try:
+        iban = IBAN(re.sub(r"\s", "", text or "").upper())
+    except SchwiftyException:
+        raise InvalidInput("Cet IBAN n'est pas valide (pays, longueur, format ou clé de contrôle). "
+                           "Vérifiez la saisie.", field="iban") from None
+    return iban.compact
 
 
 def normalise_bic(text: str) -> str:
-    """ISO 9362: 4 letters (bank), 2 letters (country), 2 alphanumerics
-    (place), optionally 3 alphanumerics (branch)."""
-    bic = re.sub(r"\s", "", text or "").upper()
-    if not re.fullmatch(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?", bic):
-        raise InvalidInput("Ce BIC n'est pas valide (8 ou 11 caractères).", field="bic")
-    return bic
+    """ISO 9362: 4 letters (bank), an ISO 3166 country, 2 alphanumerics
+    (place), optionally 3 alphanumerics (branch) — checked by schwifty."""
+    try:
+        bic = BIC(re.sub(r"\s", "", text or "").upper())
+    except SchwiftyException:
+        raise InvalidInput("Ce BIC n'est pas valide (8 ou 11 caractères, code pays existant).",
+                           field="bic") from None
+    return bic.compact
 
 
 def set_siret(session: Session, structure: Tenant, text: str) -> str:
@@ -183,10 +188,29 @@ def add_service(session: Session, structure: Tenant, *, name: str, price_pass: i
     return service
 
 
-def active_services(session: Session, structure_id: int) -> list[OperateurService]:
-    return list(session.execute(sa.select(OperateurService).where(
+def active_services(session: Session, structure_id: int, user_id: int | None = None
+                    ) -> list[OperateurService]:
+    """The structure's active services by name; with ``user_id``, the service this person
+    used last at this structure comes first (the scan forms preselect the first one)."""
+    services = list(session.execute(sa.select(OperateurService).where(
         OperateurService.structure_id == structure_id, OperateurService.active.is_(True))
         .order_by(OperateurService.name)).scalars())
+    if user_id is not None:
+        last = last_used_service(session, user_id, structure_id)
+        services.sort(key=lambda s: s.id != last)
+    return services
+
+
+def last_used_service(session: Session, user_id: int, structure_id: int | None = None
+                      ) -> int | None:
+    """The service of this person's latest scan (at ``structure_id`` when given): kept per
+    user by the scans themselves, no setting to maintain."""
+    from portal.models import Scan
+    query = sa.select(Scan.service_id).where(Scan.user_id == user_id,
+                                             Scan.service_id.is_not(None))
+    if structure_id is not None:
+        query = query.where(Scan.structure_id == structure_id)
+    return session.execute(query.order_by(Scan.id.desc()).limit(1)).scalar()
 
 
 # ------------------------------------------------------------------ bank details
@@ -249,5 +273,9 @@ def scan_places(session: Session, user_id: int) -> list[tuple[Tenant, list[Opera
         sa.select(Membership.role, Tenant).join(Tenant, Tenant.id == Membership.tenant_id)
         .where(Membership.user_id == user_id, Tenant.kind == TenantKind.STRUCTURE,
                Tenant.is_operateur.is_(True)).order_by(Tenant.name)).all()
-    return [(tenant, active_services(session, tenant.id)) for role, tenant in rows
-            if Permission.SCAN_PASS in permissions_of(role)]
+    places = [(tenant, active_services(session, tenant.id, user_id)) for role, tenant in rows
+              if Permission.SCAN_PASS in permissions_of(role)]
+    # The place of this person's last scan first: the pass page offers it on top.
+    last = last_used_service(session, user_id)
+    places.sort(key=lambda place: not any(s.id == last for s in place[1]))
+    return places

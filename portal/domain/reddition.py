@@ -23,7 +23,6 @@ verify``.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -34,13 +33,14 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import ledger
+from portal.domain import ledger, spreadsheet
 from portal.domain.errors import InvalidInput
 from portal.domain.ledger import Actor
+from portal.domain.settlement import CORRECTION_REF, STATEMENT_REF
 from portal.formatting import PARIS, format_eur
 from portal.models import (BankImport, BankLine, BankOutcome, Distribution, FlowCount, FundAdvance,
-                           LedgerEntry, LedgerHead, Mandate, Pass, PaymentLine, PaymentRun,
-                           Programme, RedditionClosure, RunStatus, Tenant)
+                           Habilitation, LedgerEntry, LedgerHead, Mandate, Pass, PaymentLine,
+                           PaymentRun, Programme, RedditionClosure, RunStatus, StatementLine, Tenant)
 from portal.models.issuance import PassState as S
 from portal.models.ledger import FUND_NATURES, NATURE_LABELS, Nature
 
@@ -109,6 +109,8 @@ class Statement:
     ledger_scope: list[str] = field(default_factory=list)
     # The mandate's funds (issue 17): see ``Funds``.
     funds: Funds | None = None
+    # Habilitations of the mandate revoked during the period (supporting records).
+    revocations: list[dict] = field(default_factory=list)
 
     def to_json(self) -> str:
         def amount(a):
@@ -123,7 +125,9 @@ class Statement:
                            "fin": self.end.isoformat(), "lignes": [row(r) for r in self.rows],
                            "total": row(self.total), "ecarts": self.mismatches,
                            "distributions": self.distributions, "paiements": self.payments,
-                           "fonds": self.funds.to_dict() if self.funds else None},
+                           "fonds": self.funds.to_dict() if self.funds else None,
+                           # only when there are some: earlier closures keep their hash
+                           **({"revocations": self.revocations} if self.revocations else {})},
                           ensure_ascii=False, sort_keys=True)
 
     def sha256(self) -> str:
@@ -203,7 +207,8 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
                           LedgerEntry.amount_cents)
                 .where(LedgerEntry.programme_id == programme.id, LedgerEntry.created_at >= low,
                        LedgerEntry.created_at < high, LedgerEntry.nature.not_in(FUND_NATURES),
-                       LedgerEntry.amount_cents != LedgerEntry.count * face_value)
+                       LedgerEntry.amount_cents != LedgerEntry.count * face_value,
+                       LedgerEntry.ref_type != CORRECTION_REF)
                 .order_by(LedgerEntry.id)):
             mismatches.append(
                 f"{programme.prefix}, écriture id {seq} ({NATURE_LABELS[nature]}) : "
@@ -234,6 +239,7 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
         if (mine.count, mine.cents) != (theirs.count, theirs.cents):
             mismatches.append(f"{NATURE_LABELS[nature]} : l'état indique {mine.count} pass, le "
                               f"journal {theirs.count} pass.")
+    mismatches += _statement_mismatches(session, low, high)
     if end >= today:
         actual = dict(session.execute(
             sa.select(Pass.commune_id, sa.func.count()).where(
@@ -264,7 +270,7 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
                      names.get(mandate.mandataire_id, ""), start, end, ordered, total, mismatches,
                      _distributions(session, mandate, low, high, names),
                      _payments(session, programmes, low, high, names), ledger_ok, ledger_scope,
-                     fund_section)
+                     fund_section, _revocations(session, mandate, low, high, names))
 
 
 def _fund_entries(mandate: Mandate, programmes: list[Programme]):
@@ -336,6 +342,36 @@ def _check_funds(session: Session, mandate: Mandate, section: Funds, low: dt.dat
     return problems
 
 
+def _statement_mismatches(session: Session, low: dt.datetime, high: dt.datetime) -> list[str]:
+    """Check 4: every opérateur statement with a contre-paiement or payment
+    entry in the period has, per nature, ledger entries (its pass and its
+    corrections, all programmes) summing to its total, to the cent."""
+    refs = (STATEMENT_REF, CORRECTION_REF)
+    touched = sa.select(LedgerEntry.ref_id).where(
+        LedgerEntry.ref_type.in_(refs), LedgerEntry.created_at >= low,
+        LedgerEntry.created_at < high,
+        LedgerEntry.nature.in_((Nature.CONTRE_PAIEMENT, Nature.PAIEMENT))).distinct()
+    booked: dict[tuple[int, Nature], int] = defaultdict(int)
+    for ref_id, nature, cents in session.execute(
+            sa.select(LedgerEntry.ref_id, LedgerEntry.nature, sa.func.sum(LedgerEntry.amount_cents))
+            .where(LedgerEntry.ref_type.in_(refs), LedgerEntry.ref_id.in_(touched),
+                   LedgerEntry.nature.in_((Nature.CONTRE_PAIEMENT, Nature.PAIEMENT)))
+            .group_by(LedgerEntry.ref_id, LedgerEntry.nature)):
+        booked[(ref_id, Nature(nature))] += int(cents or 0)
+    totals = dict(session.execute(
+        sa.select(StatementLine.statement_id, sa.func.sum(StatementLine.amount_cents))
+        .where(StatementLine.statement_id.in_(touched))
+        .group_by(StatementLine.statement_id)).all())
+    mismatches = []
+    for (statement_id, nature), cents in sorted(booked.items()):
+        expected = int(totals.get(statement_id) or 0)
+        if cents != expected:
+            mismatches.append(f"Relevé n° {statement_id} ({NATURE_LABELS[nature]}) : total du "
+                              f"relevé {format_eur(expected)}, écritures du journal "
+                              f"{format_eur(cents)}.")
+    return mismatches
+
+
 def _distributions(session, mandate, low, high, names) -> list[dict]:
     rows = session.execute(
         sa.select(Distribution).where(Distribution.mandate_id == mandate.id,
@@ -353,6 +389,22 @@ def _distributions(session, mandate, low, high, names) -> list[dict]:
              "beneficiaire": d.beneficiary.code} for d in rows]
 
 
+def _revocations(session, mandate, low, high, names) -> list[dict]:
+    """Revocations of the mandate's habilitations taking effect in the
+    period: who, for which structure, stated date, effective moment (Paris
+    time), reason (supporting records of the reddition)."""
+    rows = session.execute(
+        sa.select(Habilitation).where(Habilitation.mandate_id == mandate.id,
+                                      Habilitation.revoked_at >= low, Habilitation.revoked_at < high)
+        .options(sa.orm.joinedload(Habilitation.user)).order_by(Habilitation.revoked_at)).scalars()
+    return [{"habilitation": h.id, "prescripteur": h.user.full_name,
+             "structure": names.get(h.structure_id, ""),
+             "periode": f"{h.starts_on:%d/%m/%Y}–{h.ends_on:%d/%m/%Y}",
+             "date_indiquee": f"{h.revoked_on:%d/%m/%Y}" if h.revoked_on else "",
+             "effet": h.revoked_at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M"),
+             "motif": h.revocation_reason} for h in rows]
+
+
 def _payments(session, programmes, low, high, names) -> list[dict]:
     rows = session.execute(
         sa.select(LedgerEntry).where(LedgerEntry.programme_id.in_([p.id for p in programmes]),
@@ -364,7 +416,8 @@ def _payments(session, programmes, low, high, names) -> list[dict]:
     return [{"date": e.created_at.astimezone(PARIS).strftime("%d/%m/%Y"),
              "nature": NATURE_LABELS[e.nature], "operateur": names.get(e.to_holder_id, ""),
              "pass": e.count, "montant_centimes": e.amount_cents,
-             "reference": f"{e.ref_type} {e.ref_id}" if e.ref_type else "",
+             "reference": (f"relevé n° {e.ref_id}" if e.ref_type in (STATEMENT_REF, CORRECTION_REF)
+                           else f"{e.ref_type} {e.ref_id}" if e.ref_type else ""),
              "motif": e.reason} for e in rows]
 
 
@@ -399,7 +452,7 @@ def to_csv(statement: Statement) -> str:
     """``;`` separator and UTF-8 BOM for French Excel; amounts in euros with a comma."""
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)
     writer.writerow([f"Reddition des comptes — mandat {statement.mandate_reference}",
                      f"du {statement.start:%d/%m/%Y} au {statement.end:%d/%m/%Y}"])
     writer.writerow(_header())
@@ -416,6 +469,12 @@ def to_csv(statement: Statement) -> str:
     for d in statement.distributions:
         writer.writerow(["", d["date"], d["structure"], d["prescripteur"], d["habilitation"],
                          d["habilitation_periode"], d["mandat"], d["pass"], d["beneficiaire"]])
+    writer.writerow([])
+    writer.writerow(["Révocations", "Effet", "Date indiquée", "Prescripteur", "Structure",
+                     "Habilitation", "Période d'habilitation", "Motif"])
+    for r in statement.revocations:
+        writer.writerow(["", r["effet"], r["date_indiquee"], r["prescripteur"], r["structure"],
+                         r["habilitation"], r["periode"], r["motif"]])
     writer.writerow([])
     writer.writerow(["Contre-paiements", "Date", "Nature", "Opérateur", "Pass", "Montant (€)",
                      "Référence", "Motif"])
@@ -438,9 +497,8 @@ def to_csv(statement: Statement) -> str:
 
 
 def to_xlsx(statement: Statement) -> bytes:
-    from openpyxl import Workbook
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Reddition")
+    workbook = spreadsheet.XlsxBook()
+    sheet = workbook.sheet("Reddition")
     sheet.append([f"Reddition des comptes — mandat {statement.mandate_reference}",
                   f"du {statement.start:%d/%m/%Y} au {statement.end:%d/%m/%Y}"])
     sheet.append(_header())
@@ -448,20 +506,26 @@ def to_xlsx(statement: Statement) -> bytes:
         sheet.append(_cells(row, lambda cents: cents / 100))
     sheet.append([])
     sheet.append(["Écarts"] + (statement.mismatches or ["aucun"]))
-    distributions = workbook.create_sheet("Distributions")
+    distributions = workbook.sheet("Distributions")
     distributions.append(["Date", "Structure", "Prescripteur", "Habilitation",
                           "Période d'habilitation", "Mandat", "Pass", "Bénéficiaire (code)"])
     for d in statement.distributions:
         distributions.append([d["date"], d["structure"], d["prescripteur"], d["habilitation"],
                               d["habilitation_periode"], d["mandat"], d["pass"], d["beneficiaire"]])
-    payments = workbook.create_sheet("Contre-paiements")
+    revocations = workbook.sheet("Révocations")
+    revocations.append(["Effet", "Date indiquée", "Prescripteur", "Structure", "Habilitation",
+                        "Période d'habilitation", "Motif"])
+    for r in statement.revocations:
+        revocations.append([r["effet"], r["date_indiquee"], r["prescripteur"], r["structure"],
+                            r["habilitation"], r["periode"], r["motif"]])
+    payments = workbook.sheet("Contre-paiements")
     payments.append(["Date", "Nature", "Opérateur", "Pass", "Montant (€)", "Référence", "Motif"])
     for p in statement.payments:
         payments.append([p["date"], p["nature"], p["operateur"], p["pass"],
                          p["montant_centimes"] / 100, p["reference"], p["motif"]])
     if statement.funds is not None:
         f = statement.funds
-        sheet_funds = workbook.create_sheet("Fonds")
+        sheet_funds = workbook.sheet("Fonds")
         sheet_funds.append(["Ouverture (€)", "Avances reçues (€)", "Virements émis (€)",
                             "Virements retournés (€)", "Clôture (€)"])
         sheet_funds.append([f.opening_cents / 100, f.advances_cents / 100, f.payments_cents / 100,
@@ -472,9 +536,7 @@ def to_xlsx(statement: Statement) -> bytes:
         for r in f.records:
             sheet_funds.append([r["date"], r["nature"], r["tiers"], r["montant_centimes"] / 100,
                                 r["piece"], r["libelle"], r["ecriture"]])
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
+    return workbook.to_bytes()
 
 
 def to_pdf(statement: Statement) -> bytes:

@@ -17,7 +17,6 @@ line and the total only.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -28,9 +27,10 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import ledger
+from portal.domain import ledger, spreadsheet
 from portal.domain.errors import InvalidInput
 from portal.domain.ledger import Actor
+from portal.formatting import pct_text
 from portal.models import Convention, FlowCount, MonthlyReport, Programme, Tenant, utcnow
 from portal.models.ledger import Nature
 
@@ -135,13 +135,13 @@ def _header() -> list[str]:
 def _cells(name: str, line: dict) -> list:
     return ([name] + [line["mois"][k] for k, _ in FIGURES if k != "held"]
             + [line["cumul"][k] for k, _ in FIGURES]
-            + [f"{ratio(line['cumul']):.1f}".replace(".", ",")])
+            + [pct_text(ratio(line['cumul']))])
 
 
 def to_csv(report: MonthlyReport, commune_id: int | None = None) -> str:
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)
     c = report.content
     writer.writerow([f"Rapport mensuel — {c['programme']}", c["month"], f"version {report.version}"])
     writer.writerow(_header())

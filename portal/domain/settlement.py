@@ -10,7 +10,6 @@ netting: corrections are new lines, validated lines are never edited).
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections import defaultdict
@@ -18,13 +17,18 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import custody, journal, operateurs
+from portal.domain import custody, journal, ledger, operateurs, spreadsheet
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
 from portal.formatting import PARIS, format_datetime, format_eur
 from portal.models import (Pass, Programme, Scan, Statement, StatementLine, StatementStatus,
                            Tenant, utcnow)
+from portal.models.issuance import PassState
 from portal.models.ledger import Nature
+
+# ``ref_type`` of the ledger entries of statement corrections (ref_id = statement).
+CORRECTION_REF = "correction_releve"
+STATEMENT_REF = "releve"
 
 
 def parse_period(text: str) -> str:
@@ -128,6 +132,47 @@ def _move_lines(session: Session, statement: Statement, nature: Nature, actor: A
     return moved
 
 
+def _ledger_corrections(session: Session, statement: Statement, nature: Nature,
+                        to_state: PassState, actor: Actor) -> int:
+    """Every correction line of the statement reaches the ledger as its own
+    entry of the same nature as the statement's pass (no netting: one entry
+    per correction, count 0, its signed amount, ``ref_type='correction_releve'``,
+    ``ref_id`` = the statement), so that what is owed (validation,
+    CONTRE_PAIEMENT) and what is paid (PAIEMENT) in the ledger — and thus in
+    the reddition des comptes, CGCT L1611-7 IV — equal the statement's total
+    to the cent. The entry goes to the programme (and commune) of the line it
+    corrects, else of the statement's first scanned pass."""
+    scanned = [line for line in statement.lines if line.pass_id is not None]
+    if not scanned:
+        return 0
+    by_id = {line.id: line for line in statement.lines}
+    communes = dict(session.execute(sa.select(Pass.id, Pass.commune_id).where(
+        Pass.id.in_([line.pass_id for line in scanned]))).all())
+    statement_communes = {communes.get(line.pass_id) for line in scanned}
+    written = 0
+    for line in statement.lines:
+        if line.pass_id is not None:
+            continue
+        target = by_id.get(line.corrects_line_id) if line.corrects_line_id else None
+        if target is None or target.pass_id is None:
+            target = scanned[0]
+            commune_id = next(iter(statement_communes)) if len(statement_communes) == 1 else None
+        else:
+            commune_id = communes.get(target.pass_id)
+        now = utcnow()
+        # The sealer adds the entry to the flow rollups (rollups.add_entries).
+        ledger.append(session, programme_id=target.programme_id, nature=nature, actor=actor,
+                      from_state=None, from_holder_id=None, to_state=to_state,
+                      to_holder_id=statement.structure_id, pass_first_id=target.pass_id,
+                      pass_last_id=target.pass_id, serial_first=target.serial,
+                      serial_last=target.serial, count=0, amount_cents=line.amount_cents,
+                      ref_type=CORRECTION_REF, ref_id=statement.id,
+                      reason=f"Correction (ligne {line.id}) : {line.label}", created_at=now,
+                      commune_id=commune_id)
+        written += 1
+    return written
+
+
 def validate(session: Session, statement: Statement, *, actor: Actor) -> Statement:
     """brouillon → validé: its pass become "mis en contre-paiement" (art. 5)."""
     if statement.status is not StatementStatus.BROUILLON:
@@ -137,6 +182,8 @@ def validate(session: Session, statement: Statement, *, actor: Actor) -> Stateme
     if operateurs.current_bank_details(session, statement.structure_id) is None:
         raise Conflict("Aucun IBAN validé pour cet opérateur : le contre-paiement est impossible.")
     _move_lines(session, statement, Nature.CONTRE_PAIEMENT, actor)
+    _ledger_corrections(session, statement, Nature.CONTRE_PAIEMENT, PassState.CONTRE_PAIEMENT,
+                        actor)
     statement.status = StatementStatus.VALIDE
     statement.validated_at = utcnow()
     statement.validated_by_id = actor.user_id
@@ -157,6 +204,7 @@ def mark_paid(session: Session, statement: Statement, *, bank_reference: str, pa
     if not reference:
         raise InvalidInput("Indiquez la référence du virement.", field="bank_reference")
     _move_lines(session, statement, Nature.PAIEMENT, actor)
+    _ledger_corrections(session, statement, Nature.PAIEMENT, PassState.PAYE, actor)
     statement.status = StatementStatus.PAYE
     statement.bank_reference = reference[:100]
     statement.paid_on = paid_on
@@ -176,7 +224,7 @@ def to_csv(statement: Statement) -> str:
     """CSV for French Excel: ';' separator and a UTF-8 BOM."""
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)
     writer.writerow(CSV_HEADER)
     for line in statement.lines:
         writer.writerow([statement.id, statement.structure.name, statement.period, line.id,

@@ -7,13 +7,13 @@ from it, so an export always says what the screen says.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from portal.formatting import format_count, format_eur
+from portal.domain import spreadsheet
+from portal.formatting import format_count, format_eur, pct_text
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Column:
         if self.kind == "int":
             return format_count(value)
         if self.kind == "pct":
-            return f"{value:.1f}".replace(".", ",") + "\u00a0%"
+            return pct_text(value) + "\u00a0%"
         if self.kind == "eur":
             return format_eur(value)
         if self.kind == "date":
@@ -39,7 +39,7 @@ class Column:
         if value is None:
             return ""
         if self.kind == "pct":
-            return f"{value:.1f}".replace(".", ",")
+            return pct_text(value)
         if self.kind == "eur":                 # euros with a decimal comma, for French Excel
             sign = "-" if value < 0 else ""
             return f"{sign}{abs(int(value)) // 100},{abs(int(value)) % 100:02d}"
@@ -74,7 +74,7 @@ class Table:
 def iter_csv(table: Table) -> Iterator[str]:
     """CSV lines (first one starts with the BOM); rows are consumed lazily."""
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.csv_writer(out)
 
     def flush() -> str:
         text = out.getvalue()
@@ -96,15 +96,12 @@ def to_csv(table: Table) -> str:
 
 
 def to_xlsx(table: Table) -> bytes:
-    from openpyxl import Workbook
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(table.title[:31] or "Tableau")
+    workbook = spreadsheet.XlsxBook()
+    sheet = workbook.sheet(table.title[:31] or "Tableau")
     sheet.append([c.label for c in table.columns])
     for row in table.all_rows():
         sheet.append([_xlsx_value(c, row.get(c.key)) for c in table.columns])
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
+    return workbook.to_bytes()
 
 
 def _xlsx_value(column: Column, value):

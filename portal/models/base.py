@@ -7,6 +7,8 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
 
+from portal.domain import clock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -21,7 +23,8 @@ class Base(DeclarativeBase):
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    """Now, from the portal's one clock (``portal.domain.clock``)."""
+    return clock.now()
 
 
 class UtcDateTime(sa.types.TypeDecorator):

@@ -70,7 +70,11 @@ class Habilitation(Base):
     ends_on: Mapped[dt.date] = mapped_column(sa.Date)
     granted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     granted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The date the revocation states (information) and the moment it takes
+    # effect: a distribution before ``revoked_at`` stays valid, one at or
+    # after it is refused (issue 14, items 2 and 3).
     revoked_on: Mapped[dt.date | None] = mapped_column(sa.Date)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     revocation_reason: Mapped[str] = mapped_column(sa.String(500), default="")
     revoked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 

@@ -64,11 +64,12 @@ def printable_carnets(session: Session, programme: Programme, first: int, last: 
             .order_by(Carnet.number, Pass.index_in_carnet)).all()
         current = None
         for number, serial, kid in rows:
-            if current is None or current.carnet_label != f"Carnet n° {number:07d}":
+            # The label is the carnet's number; the voucher prints « Carnet <label> ».
+            if current is None or current.carnet_label != f"n° {number:07d}":
                 if current is not None:
                     yield current
                 current = PrintableCarnet(
-                    carnet_label=f"Carnet n° {number:07d}", programme_name=programme.name,
+                    carnet_label=f"n° {number:07d}", programme_name=programme.name,
                     commanditaire=commanditaire, face_value_cents=programme.face_value_cents,
                     valid_until=programme.valid_until, commune_name=commune_name, passes=[])
             parsed = serials.parse_serial(serial)

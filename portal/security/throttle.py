@@ -1,79 +1,70 @@
 """Fixed-window counters for throttling (login failures, code guessing).
 
-Stored in Redis when ``REDIS_URL`` is set, so that the limits hold across
-gunicorn workers; in process memory otherwise (development, tests).
+The counters are the maintained ``limits`` library's storages (Redis when
+``REDIS_URL`` is set, so that the limits hold across gunicorn workers; its
+in-process memory storage, which expires its keys, otherwise — development,
+tests, a single worker). Production refuses to start without ``REDIS_URL``
+unless it declares a single worker (``portal.config``).
+
+Counting is atomic: ``check`` *reserves* the attempt with one atomic
+increment-and-compare (``FixedWindowRateLimiter.hit``: a Lua script on Redis,
+works on Redis 5+), so N concurrent attempts against k remaining slots let
+exactly k through — no check-then-increment race. A failed attempt keeps its
+slot (``failure`` has nothing left to count); a successful one gives it back
+(``succeeded``), so only failures add up, as the policy says
+(docs/SECURITY.md).
 """
 from __future__ import annotations
 
 import math
-import threading
 import time
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import FixedWindowRateLimiter
 
 from portal.domain.errors import TooManyAttempts
 
 
-class MemoryBackend:
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._windows: dict[str, tuple[float, int]] = {}
-
-    def count(self, key: str, window: int) -> tuple[int, int]:
-        now = time.monotonic()
-        with self._lock:
-            start, n = self._windows.get(key, (now, 0))
-            if now - start >= window:
-                return 0, window
-            return n, math.ceil(window - (now - start))
-
-    def incr(self, key: str, window: int) -> None:
-        now = time.monotonic()
-        with self._lock:
-            start, n = self._windows.get(key, (now, 0))
-            if now - start >= window:
-                start, n = now, 0
-            self._windows[key] = (start, n + 1)
-
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self._windows.pop(key, None)
+def MemoryBackend() -> MemoryStorage:
+    """Per-process counters (keys expire with their window)."""
+    return MemoryStorage()
 
 
-class RedisBackend:
-    def __init__(self, url: str):
-        import redis
-        self._redis = redis.Redis.from_url(url, socket_timeout=2)
-
-    def count(self, key: str, window: int) -> tuple[int, int]:
-        value, ttl = self._redis.pipeline().get(key).ttl(key).execute()
-        return int(value or 0), max(int(ttl or 0), 1)
-
-    def incr(self, key: str, window: int) -> None:
-        pipe = self._redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, window, nx=True)
-        pipe.execute()
-
-    def reset(self, key: str) -> None:
-        self._redis.delete(key)
+def RedisBackend(url: str) -> RedisStorage:
+    """Counters shared by every worker."""
+    return RedisStorage(url, socket_timeout=2)
 
 
 class Throttle:
     """``limits`` maps a limit name to (max failures, window in seconds)."""
 
     def __init__(self, backend, limits: dict[str, tuple[int, int]], prefix: str = "pn:thr"):
-        self.backend = backend
         self.limits = limits
         self.prefix = prefix
+        self.backend = backend
 
-    def _key(self, name: str, value: str) -> str:
-        return f"{self.prefix}:{name}:{value}"
+    @property
+    def backend(self):
+        return self._storage
+
+    @backend.setter
+    def backend(self, storage) -> None:
+        self._storage = storage
+        self._limiter = FixedWindowRateLimiter(storage)
+
+    def _item(self, name: str) -> RateLimitItemPerSecond:
+        limit, window = self.limits[name]
+        return RateLimitItemPerSecond(limit, window, namespace=self.prefix)
 
     def check(self, **keys: str) -> None:
-        """Raise ``TooManyAttempts`` when any named key is over its limit."""
+        """Count this attempt against every named key, atomically; raise
+        ``TooManyAttempts`` when one is over its limit."""
         for name, value in keys.items():
-            limit, window = self.limits[name]
-            count, retry_after = self.backend.count(self._key(name, value), window)
-            if count >= limit:
+            item = self._item(name)
+            if not self._limiter.hit(item, name, value):
+                reset_at = self._limiter.get_window_stats(item, name, value).reset_time
+                retry_after = max(1, math.ceil(reset_at - time.time()))
                 minutes = max(1, math.ceil(retry_after / 60))
                 raise TooManyAttempts(
                     "Trop de tentatives. Réessayez dans "
@@ -81,13 +72,37 @@ class Throttle:
                     retry_after=retry_after)
 
     def failure(self, **keys: str) -> None:
+        """The attempt failed: it keeps the slot ``check`` reserved."""
+
+    def succeeded(self, **keys: str) -> None:
+        """The attempt succeeded: give back the slot ``check`` reserved."""
         for name, value in keys.items():
-            _limit, window = self.limits[name]
-            self.backend.incr(self._key(name, value), window)
+            item = self._item(name)
+            self._storage.incr(item.key_for(name, value), item.get_expiry(), amount=-1)
+
+    def guard(self, action, failures: tuple[type[BaseException], ...], **keys: str):
+        """Run ``action`` as one throttled attempt: it keeps its slot when it
+        raises one of ``failures``, gives it back otherwise."""
+        self.check(**keys)
+        try:
+            result = action()
+        except failures:
+            self.failure(**keys)
+            raise
+        except BaseException:
+            self.succeeded(**keys)
+            raise
+        self.succeeded(**keys)
+        return result
+
+    def count(self, name: str, value: str) -> int:
+        """Attempts counted in the current window (tests, diagnostics)."""
+        item = self._item(name)
+        return self._storage.get(item.key_for(name, value))
 
     def reset(self, **keys: str) -> None:
         for name, value in keys.items():
-            self.backend.reset(self._key(name, value))
+            self._limiter.clear(self._item(name), name, value)
 
 
 def make_backend(redis_url: str | None):

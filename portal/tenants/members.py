@@ -6,7 +6,7 @@ are thin: parse, load through ``scoping.get_or_404`` (another tenant's row is
 """
 from __future__ import annotations
 
-from flask import flash, make_response, request, url_for
+from flask import flash, request, url_for
 
 from portal.domain import invitations, journal
 from portal.domain import members as member_rules
@@ -148,9 +148,6 @@ def add_member_views(bp: TenantBlueprint) -> None:
     def action_journal_csv():
         tenant = current_tenant()
         entries = journal.entries_for(db.session, tenant, limit=None)
-        response = make_response(journal.to_csv(db.session, entries))
-        response.headers["Content-Type"] = "text/csv; charset=utf-8"
-        response.headers.set("Content-Disposition", "attachment",
-                             filename=f"journal-{tenant.slug}.csv")
-        return response
+        from portal.web.downloads import CSV, attachment
+        return attachment(journal.to_csv(db.session, entries), f"journal-{tenant.slug}.csv", CSV)
 

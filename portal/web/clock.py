@@ -1,7 +1,10 @@
-"""Today's date for the views, in Paris time.
+"""Today's date for the views, in Paris time, from the portal's one clock
+(``portal.domain.clock``).
 
 ``PORTAL_TODAY`` (ISO date) pretends another day in development and tests,
 e.g. to walk through the AMI 1 calendar of 2021; it is ignored in production.
+``init_app`` applies it at start-up and before every request, so views, the
+API, scans, month closing and ledger timestamps all see the same day.
 """
 from __future__ import annotations
 
@@ -9,11 +12,25 @@ import datetime as dt
 
 from flask import current_app
 
-from portal.formatting import PARIS
+from portal.domain import clock
+
+
+def _pretended(app) -> str | None:
+    forced = app.config.get("PORTAL_TODAY")
+    if forced and app.config["PORTAL_ENV"] in ("development", "testing"):
+        return forced
+    return None
+
+
+def sync(app=None) -> None:
+    clock.pretend(_pretended(app or current_app))
 
 
 def today() -> dt.date:
-    forced = current_app.config.get("PORTAL_TODAY")
-    if forced and current_app.config["PORTAL_ENV"] in ("development", "testing"):
-        return dt.date.fromisoformat(forced)
-    return dt.datetime.now(PARIS).date()
+    sync()
+    return clock.today()
+
+
+def init_app(app) -> None:
+    sync(app)
+    app.before_request(sync)

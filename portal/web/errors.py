@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal.domain.errors import DomainError
 from portal.extensions import db, htmx, login_manager
+from portal.web import refill
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ TITLES = {
     409: "Action impossible",
     410: "Plus valable",
     413: "Envoi trop volumineux",
+    414: "Adresse trop longue",
     422: "Saisie invalide",
     429: "Trop de tentatives",
     500: "Erreur interne",
@@ -45,6 +47,7 @@ MESSAGES = {
     404: "La page demandée n'existe pas ou vous n'y avez pas accès.",
     405: "Cette action n'est pas possible à cette adresse.",
     413: "Le fichier ou le formulaire envoyé est trop volumineux.",
+    414: "L'adresse demandée est trop longue (4 096 caractères au plus).",
     429: "Trop de tentatives. Réessayez dans quelques minutes.",
     500: "Une erreur inattendue s'est produite. L'équipe technique a été prévenue.",
     503: "Le service est momentanément indisponible. Réessayez dans quelques instants.",
@@ -83,6 +86,11 @@ def init_app(app):
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         _rollback()
+        if refill.wants_refill(error):
+            # A refused form comes back filled, the message at its field (portal/web/refill.py).
+            page = refill.refilled_page(error)
+            if page is not None:
+                return page
         headers = {}
         if getattr(error, "retry_after", None):
             headers["Retry-After"] = str(error.retry_after)

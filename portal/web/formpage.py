@@ -8,7 +8,7 @@ transaction is rolled back first.
 """
 from __future__ import annotations
 
-from flask import Response, request
+from flask import request
 from werkzeug.datastructures import MultiDict
 
 from portal.domain.errors import DomainError
@@ -68,10 +68,7 @@ def lieux_export(programme, fmt: str):
     from portal.domain import lieux
     rows = lieux.records(db.session, programme)
     name = f"lieux-mediation-numerique-{programme.prefix}.{fmt}"
+    from portal.web.downloads import CSV, JSON, attachment
     if fmt == "csv":
-        body, mimetype = lieux.to_csv(rows), "text/csv; charset=utf-8"
-    else:
-        body, mimetype = lieux.to_json(rows), "application/json"
-    response = Response(body, mimetype=mimetype)
-    response.headers.set("Content-Disposition", "attachment", filename=name)
-    return response
+        return attachment(lieux.to_csv(rows), name, CSV)
+    return attachment(lieux.to_json(rows), name, JSON)

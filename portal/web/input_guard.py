@@ -8,8 +8,15 @@ input tests (tests/test_hostile_input.py).
 from __future__ import annotations
 
 from flask import request
+from werkzeug.exceptions import RequestURITooLarge
 
 from portal.domain.errors import InvalidInput
+
+# Longest request target (path + query) the portal answers. gunicorn's own
+# limit (gunicorn.conf.py: limit_request_line = 8190) is higher, so that a
+# long URL reaches this guard and gets the French 414 (JSON under /api)
+# instead of gunicorn's English page.
+MAX_REQUEST_TARGET = 4096
 
 
 def _has_nul(values) -> bool:
@@ -17,6 +24,10 @@ def _has_nul(values) -> bool:
 
 
 def refuse_nul():
+    target = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or (
+        request.full_path)
+    if len(target) > MAX_REQUEST_TARGET:
+        raise RequestURITooLarge()
     if ("\x00" in request.path
             or _has_nul((request.view_args or {}).values())
             or _has_nul(v for _k, v in request.args.items(multi=True))

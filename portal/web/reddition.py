@@ -10,6 +10,7 @@ from portal.domain import reddition
 from portal.extensions import db
 from portal.web import forms
 from portal.web.clock import today
+from portal.web.downloads import CSV, PDF, XLSX, attachment
 from portal.web.render import render
 
 
@@ -36,14 +37,10 @@ def export(mandate, fmt: str) -> Response:
     statement = reddition.build_statement(db.session, mandate, start, end, today())
     name = f"reddition-{mandate.reference}-{start:%Y%m%d}-{end:%Y%m%d}"
     if fmt == "csv":
-        return Response(reddition.to_csv(statement), mimetype="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+        return attachment(reddition.to_csv(statement), f"{name}.csv", CSV)
     if fmt == "xlsx":
-        return Response(reddition.to_xlsx(statement), mimetype=(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
-    return Response(reddition.to_pdf(statement), mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'})
+        return attachment(reddition.to_xlsx(statement), f"{name}.xlsx", XLSX)
+    return attachment(reddition.to_pdf(statement), f"{name}.pdf", PDF)
 
 
 def verification(mandate):

@@ -5,14 +5,11 @@ from flask import Response, stream_with_context
 
 from portal.domain import tables
 from portal.domain.export import chunked
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+from portal.web.downloads import CSV, XLSX, attachment
 
 
 def table_response(table: tables.Table, fmt: str) -> Response:
     filename = f"{table.slug}.{fmt}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if fmt == "csv":
-        return Response(stream_with_context(chunked(tables.iter_csv(table))),
-                        mimetype="text/csv; charset=utf-8", headers=headers)
-    return Response(tables.to_xlsx(table), mimetype=XLSX, headers=headers)
+        return attachment(stream_with_context(chunked(tables.iter_csv(table))), filename, CSV)
+    return attachment(tables.to_xlsx(table), filename, XLSX)

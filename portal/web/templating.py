@@ -2,13 +2,26 @@
 from __future__ import annotations
 
 
-from flask import g
+from flask import g, request, url_for
+from markupsafe import Markup, escape
 from flask_login import current_user
 
 from portal.domain import accounts
 from portal.extensions import db
 from portal.formatting import format_count, format_date, format_datetime, format_eur, format_pct
 from portal.web.clock import today
+
+
+# Colour of a state's badge, by its value (tranches, statements, qualifications, requests).
+BADGE_TONES = {
+    "recue": "success", "valide": "success", "paye": "success", "qualifie": "success",
+    "accordee": "success", "acceptee": "success",
+    "demandee": "warning", "en_attente": "warning", "brouillon": "warning",
+    "a_verifier": "warning",
+    "confirmee": "info", "expediee": "info",
+    "refusee": "error", "refuse": "error", "suspendu": "error", "dequalifie": "error",
+    "revoquee": "error",
+}
 
 
 def init_app(app):
@@ -24,6 +37,25 @@ def init_app(app):
             return []
         return validity.alerts_for(db.session, tenant, today())
     app.jinja_env.globals["validity_alerts"] = validity_alerts
+
+    def nav_link(endpoint: str, label: str, **values) -> Markup:
+        """A menu item; ``aria-current="page"`` on the page it opens and the pages under it
+        (the home page only on itself)."""
+        url = url_for(endpoint, **values)
+        here = request.path
+        home = endpoint.endswith(".home")
+        current = here == url or (not home and here.startswith(url.rstrip("/") + "/"))
+        attr = ' aria-current="page"' if current else ""
+        return Markup(f'<li><a href="{escape(url)}"{attr}>{escape(label)}</a></li>')
+    app.jinja_env.globals["nav_link"] = nav_link
+
+    def state_badge(state) -> Markup:
+        """A state (enum with ``value`` and ``label``) as a coloured badge (component set)."""
+        tone = BADGE_TONES.get(getattr(state, "value", state), "")
+        label = getattr(state, "label", state)
+        return Markup(f'<span class="badge{" badge-" + tone if tone else ""}">'
+                      f'{escape(label)}</span>')
+    app.jinja_env.filters["badge"] = state_badge
 
     def programme_ended(programme) -> bool:
         from portal.domain.commanditaires import is_ended

@@ -15,4 +15,12 @@
     form.dataset.submitted = "1";
     window.setTimeout(function () { form.dataset.submitted = ""; }, 4000);
   });
+  // A refused form comes back with aria-invalid on its field (portal/web/refill.py): put the
+  // cursor there, so the person corrects it without looking for it.
+  function focusInvalid(root) {
+    var field = root.querySelector("[aria-invalid=true]");
+    if (field) { field.focus({ preventScroll: false }); }
+  }
+  document.addEventListener("DOMContentLoaded", function () { focusInvalid(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { focusInvalid(event.detail.elt || document); });
 })();

@@ -101,6 +101,12 @@ class RoleWatch(PageWatch):
                       ".map(a => a.getAttribute('href'))")
 
 
+BUTTONS_JS = """() => Array.from(document.querySelectorAll('button, .button'))
+  .filter(b => !b.classList.contains('button')
+          || (b.offsetParent !== null && b.getBoundingClientRect().height < 44))
+  .map(b => b.outerHTML.slice(0, 120))"""
+
+
 def _shape(path: str) -> str:
     """The template behind a path: numbers and codes in the path collapse."""
     return re.sub(r"/(\d+|[A-Z0-9]+-[A-Z0-9-]+|MGP\d*)(?=/|$)", "/#", path)
@@ -122,6 +128,9 @@ def check_page(watch: RoleWatch, label: str) -> list[str]:
         problems.append(f"{label}: <html lang> is {page.get_attribute('html', 'lang')!r}")
     problems += [f"{label}: form control without a label: {html}"
                  for html in page.evaluate(LABELS_JS)]
+    # Issue 15: one component set — no bare browser button, every button 44 px high at least.
+    problems += [f"{label}: <button> without the .button component class: {html}"
+                 for html in page.evaluate(BUTTONS_JS)]
     return problems
 
 

@@ -39,7 +39,9 @@ def convention(convention_id: int):
         found.commune_id, allocation.Consumption(0, 0))
     return render("tenants/commune/convention.html", convention=found, tranches=tranches,
                   conditions=allocation.amorcage_conditions(db.session, found),
-                  figures=figures, today=today())
+                  amorcage_refusal=allocation.amorcage_refusal(db.session, found, today()),
+                  progress=allocation.amorcage_progress(db.session, found),
+                  steps=allocation.AMORCAGE_STEPS, figures=figures, today=today())
 
 
 @bp.route("/conventions/<int:convention_id>/referent", methods=["POST"],

@@ -4,7 +4,7 @@ and the total, art. 9); its retour d'expérience (art. 9)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Response, abort, flash, request, url_for
+from flask import abort, flash, request, url_for
 
 from portal.domain import dashboards, followup, reports
 from portal.domain.permissions import Permission
@@ -14,6 +14,7 @@ from portal.tenants.commune import bp
 from portal.web import charts, dashboard_tables
 from portal.web.actor import current_actor
 from portal.web.clock import today
+from portal.web.downloads import CSV, PDF, attachment
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
@@ -116,12 +117,9 @@ def report_download(report_id: int, fmt: str):
     found = get_or_404(MonthlyReport, report_id)
     commune = current_tenant()
     name = f"rapport-{commune.slug}-{found.month}-v{found.version}.{fmt}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
-        return Response(reports.to_csv(found, commune.id), mimetype="text/csv; charset=utf-8",
-                        headers=headers)
-    return Response(reports.to_pdf(found, commune.id), mimetype="application/pdf",
-                    headers=headers)
+        return attachment(reports.to_csv(found, commune.id), name, CSV)
+    return attachment(reports.to_pdf(found, commune.id), name, PDF)
 
 
 # ---------------------------------------------------------------- retour d'expérience (art. 9)

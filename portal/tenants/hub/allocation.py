@@ -11,6 +11,7 @@ from portal.models import Convention, HubOpinion, OpinionKind, Tenant
 from portal.tenants.hub import bp
 from portal.web import forms
 from portal.web.actor import current_actor
+from portal.web.clock import today
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
@@ -23,11 +24,14 @@ def opinions():
         .where(Convention.tenant_clause(current_tenant()))
         .order_by(Convention.programme_id, Tenant.name)).scalars().all()
     latest = {c.id: allocation.latest_opinions(db.session, c) for c in conventions}
+    # Communes still missing an opinion first (stable sort keeps programme, name).
+    kinds = list(OpinionKind)
+    conventions = sorted(conventions, key=lambda c: all(latest[c.id].get(k) for k in kinds))
     history = db.session.execute(
         sa.select(HubOpinion).where(HubOpinion.hub_id == current_tenant().id)
         .order_by(HubOpinion.id.desc()).limit(50)).scalars().all()
     return render("tenants/hub/opinions.html", conventions=conventions, latest=latest,
-                  history=history, kinds=list(OpinionKind))
+                  history=history, kinds=kinds, today=today())
 
 
 @bp.route("/avis/<int:convention_id>", methods=["POST"], permission=Permission.GIVE_HUB_OPINION)

@@ -6,6 +6,7 @@ from flask import flash, url_for
 
 from portal.domain import mandate as mandates, reddition
 from portal.domain.errors import InvalidInput
+from portal.formatting import format_datetime
 from portal.domain.permissions import Permission, Role, TenantKind
 from portal.extensions import db
 from portal.models import (Habilitation, HabilitationRequest, Mandate, Membership, RequestStatus,
@@ -130,7 +131,8 @@ def revoke(habilitation_id: int):
                                  reason=forms.text("reason", "Motif", max_length=500),
                                  actor=current_actor())
     db.session.commit()
-    flash("Habilitation révoquée.", "success")
+    flash(f"Habilitation révoquée à compter du {format_datetime(habilitation.revoked_at)}.",
+          "success")
     return redirect_to(url_for(".mandate", mandate_id=habilitation.mandate_id))
 
 

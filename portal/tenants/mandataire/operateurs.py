@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from flask import Response, abort, flash, send_file, url_for
+from flask import abort, flash, send_file, url_for
 
 from portal.domain import structures
 from portal.domain import anomalies, issuance, operateurs, sepa, settlement, validity
@@ -18,6 +18,7 @@ from portal.web import forms
 from portal.web.formpage import send_invitation
 from portal.web.actor import current_actor
 from portal.web.clock import today
+from portal.web.downloads import CSV, attachment
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404, scoped_select
@@ -134,8 +135,8 @@ def statement_correction(statement_id: int):
 @bp.route("/contre-paiement/<int:statement_id>/releve.csv", permission=Permission.CLOSE_MONTH)
 def statement_csv(statement_id: int):
     statement = get_or_404(Statement, statement_id)
-    return Response(settlement.to_csv(statement), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="releve-{statement.period}-{statement.id}.csv"'})
+    return attachment(settlement.to_csv(statement),
+                      f"releve-{statement.period}-{statement.id}.csv", CSV)
 
 
 @bp.route("/contre-paiement/<int:statement_id>/releve.pdf", permission=Permission.CLOSE_MONTH)

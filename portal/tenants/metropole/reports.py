@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Response, flash, request, url_for
+from flask import flash, request, url_for
 
 from portal.domain import followup, reports
 from portal.domain.permissions import Permission
@@ -13,6 +13,7 @@ from portal.tenants.metropole import bp
 from portal.web import forms
 from portal.web.actor import current_actor
 from portal.web.clock import today
+from portal.web.downloads import CSV, PDF, attachment
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
 
@@ -52,10 +53,9 @@ def report(report_id: int):
 def report_download(report_id: int, fmt: str):
     found = get_or_404(MonthlyReport, report_id)
     name = f"rapport-{found.content['prefix']}-{found.month}-v{found.version}.{fmt}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
-        return Response(reports.to_csv(found), mimetype="text/csv; charset=utf-8", headers=headers)
-    return Response(reports.to_pdf(found), mimetype="application/pdf", headers=headers)
+        return attachment(reports.to_csv(found), name, CSV)
+    return attachment(reports.to_pdf(found), name, PDF)
 
 
 @bp.route("/suivi/<int:programme_id>", permission=Permission.VIEW_TENANT)

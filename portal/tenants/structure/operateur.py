@@ -25,7 +25,9 @@ def _page(new_token: str | None = None, status: int = 200):
                   bank=operateurs.current_bank_details(db.session, structure.id),
                   bank_requests=list(db.session.execute(scoped_select(BankDetails).order_by(
                       BankDetails.id.desc()).limit(5)).scalars()),
-                  tokens=api_tokens.tokens_of(db.session, structure.id), new_token=new_token)
+                  tokens=api_tokens.tokens_of(db.session, structure.id), new_token=new_token,
+                  revoked_tokens=api_tokens.revoked_count(db.session, structure.id),
+                  revoked_shown=api_tokens.REVOKED_SHOWN)
 
 
 @bp.route("/operateur", permission=Permission.MANAGE_STRUCTURE)

@@ -13,7 +13,7 @@ from portal.domain import operateurs, scanning
 from portal.domain.errors import DomainError, InvalidInput, NotFound
 from portal.domain.permissions import Permission
 from portal.extensions import db, htmx
-from portal.models import Channel, Scan
+from portal.models import Channel, OperateurService, Scan
 from portal.observability import metrics
 from portal.tenants.structure import bp
 from portal.web import forms
@@ -70,17 +70,32 @@ def _input(channel_default: Channel = Channel.DOUCHETTE) -> scanning.ScanInput:
 
 def _page(result=None, status: int = 200):
     structure = current_tenant()
-    services = operateurs.active_services(db.session, structure.id)
+    services = operateurs.active_services(db.session, structure.id, current_user.id)
     recent = scanning.scans_of(db.session, structure.id, limit=10)
-    return render("tenants/structure/scan.html", partial="tenants/structure/_scan_result.html",
+    # From a pass's page (/P/…) htmx swaps the result into that page; on the scan page the
+    # recent scans are refreshed along with it (out-of-band swap).
+    from_pass_page = request.form.get("channel") == Channel.PAGE_PASS.value
+    return render("tenants/structure/scan.html", partial="tenants/structure/_scan_response.html",
                   status_code=status, result=result, services=services, recent=recent,
+                  from_pass_page=from_pass_page,
                   new_key=uuid.uuid4().hex,
                   undo_minutes=current_app.config["SCAN_UNDO_MINUTES"])
 
 
 def _ok(verdict: scanning.Verdict):
+    scan = verdict.scan
     return {"ok": True, "headline": verdict.headline, "detail": verdict.detail,
-            "serial": verdict.found.serial, "anomalies": verdict.anomalies}
+            "serial": verdict.found.serial, "anomalies": verdict.anomalies,
+            "scan_id": scan.id if scan is not None else None,
+            "service": scan.service_name if scan is not None else "",
+            "pass_count": _pass_count(scan)}
+
+
+def _pass_count(scan) -> int | None:
+    if scan is None or scan.service_id is None:
+        return None
+    service = db.session.get(OperateurService, scan.service_id)
+    return service.price_pass if service is not None else None
 
 
 def _ko(error: DomainError):
@@ -90,12 +105,7 @@ def _ko(error: DomainError):
 def _guarded(action):
     throttle = current_app.extensions["scan_throttle"]
     key = f"web:{current_tenant().id}:{current_user.id}"
-    throttle.check(scan_failures=key)
-    try:
-        return action()
-    except (NotFound, InvalidInput):
-        throttle.failure(scan_failures=key)
-        raise
+    return throttle.guard(action, (NotFound, InvalidInput), scan_failures=key)
 
 
 @bp.route("/scan", permission=Permission.SCAN_PASS)
