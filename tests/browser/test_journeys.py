@@ -91,7 +91,7 @@ def ledger_entries(session, nature, **where):
     query = sa.select(LedgerEntry).where(LedgerEntry.nature == nature)
     for column, value in where.items():
         query = query.where(getattr(LedgerEntry, column) == value)
-    return session.execute(query.order_by(LedgerEntry.seq)).scalars().all()
+    return session.execute(query.order_by(LedgerEntry.id)).scalars().all()
 
 
 def assert_ledger_intact(session):

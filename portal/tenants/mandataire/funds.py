@@ -17,6 +17,7 @@ from portal.tenants.mandataire import bp
 from portal.web import forms
 from portal.web.actor import current_actor
 from portal.web.clock import today
+from portal.web.downloads import attachment
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404, scoped_select
 
@@ -141,8 +142,7 @@ def run_page(run_id: int):
 
 
 def _file(run: PaymentRun, data: bytes) -> Response:
-    return Response(data, mimetype="application/xml", headers={
-        "Content-Disposition": f'attachment; filename="virements-{run.message_id}.xml"'})
+    return attachment(data, f"virements-{run.message_id}.xml", "application/xml")
 
 
 @bp.route("/virements/<int:run_id>/export", methods=["POST"], permission=Permission.MANAGE_FUNDS)
