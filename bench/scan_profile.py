@@ -47,6 +47,8 @@ def label(statement: str) -> str:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--scans", type=int, default=600)
+    parser.add_argument("--no-profile", action="store_true",
+                        help="time the scans without pyinstrument (its sampling slows Python)")
     args = parser.parse_args()
     carnets = (args.scans + 60) // 10 + 1
     codes, tokens = scan_load.prepare(carnets)
@@ -93,18 +95,21 @@ def main():
     warm = 50
     for i in range(warm):
         scan(i)
-    profiler = Profiler(interval=0.0005)
+    profiler = None if args.no_profile else Profiler(interval=0.0005)
     state["on"] = True
     t0 = time.perf_counter()
-    profiler.start()
+    if profiler:
+        profiler.start()
     for i in range(warm, warm + args.scans):
         scan(i)
-    profiler.stop()
+    if profiler:
+        profiler.stop()
     elapsed = time.perf_counter() - t0
     state["on"] = False
     n = args.scans
-    print(profiler.output_text(unicode=True, color=False, show_all=False,
-                               short_mode=False), file=sys.stderr)
+    if profiler:
+        print(profiler.output_text(unicode=True, color=False, show_all=False,
+                                   short_mode=False), file=sys.stderr)
     total_sql = sum(seconds.values())
     print(f"{'statement':<75} {'per scan':>8} {'ms/scan':>8}", file=sys.stderr)
     for key, c in counts.most_common():

@@ -458,3 +458,31 @@ def test_api_names_the_agent_for_a_pass_handed_out_in_the_same_place(app):
         entry = db.session.execute(sa.select(LedgerEntry).where(
             LedgerEntry.nature == Nature.SCAN, LedgerEntry.pass_first_id == here[0])).scalar_one()
         assert entry.actor_user_id == agent.id
+
+
+def test_late_offline_retry_replays_its_stored_answer(app, api):
+    """Issue 18: the key is no longer looked up before the scan; a retry
+    meets its stored answer at the idempotency INSERT. A phone that retries
+    an offline scan 8 days after it happened (too old to be recorded now)
+    still gets the answer first given, not a 422, and nothing is written."""
+    _client, _headers, service_id, ids = api
+    with app.app_context():
+        scanner = scanning.Scanner(structure(db.session), None)
+        code = qr(db.session.get(Pass, ids[0]))
+        now = dt.datetime.now(dt.timezone.utc)
+        data = scanning.ScanInput(code=code, service_id=service_id,
+                                  occurred_at=now - dt.timedelta(days=6))
+        first = scanning.consume_once(db.session, data, scanner, "late-1", now=now)
+        assert first.status == 201
+        entries = db.session.execute(sa.select(sa.func.count()).select_from(LedgerEntry)).scalar()
+        later = scanning.consume_once(db.session, data, scanner, "late-1",
+                                      now=now + dt.timedelta(days=2))
+        assert later.status == 200 and later.replay and later.body == first.body
+        # the same key with another request is still refused (422), not replayed
+        other = scanning.ScanInput(code=qr(db.session.get(Pass, ids[1])), service_id=service_id)
+        with pytest.raises(scanning.KeyReused):
+            scanning.consume_once(db.session, other, scanner, "late-1", now=now)
+        assert db.session.get(Pass, ids[1]).state is PassState.DISTRIBUE
+        assert db.session.execute(sa.select(sa.func.count()).select_from(LedgerEntry)).scalar() \
+            == entries
+        assert db.session.execute(sa.select(sa.func.count()).select_from(Scan)).scalar() == 1

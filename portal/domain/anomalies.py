@@ -29,17 +29,22 @@ from portal.models import (Anomaly, AnomalyKind, Programme, ProgrammePerimeter, 
 BURST_WINDOW = dt.timedelta(minutes=15)
 
 
+_ANOMALIES = Anomaly.__table__
+
+
 def _add(session: Session, kind: AnomalyKind, dedup_key: str, *, check: bool = True,
          **values) -> str:
     """Insert once per (kind, dedup_key); returns the French label. ``check``
-    False when the key cannot exist yet (one idempotency key, one anomaly)."""
+    False when the key cannot exist yet (one idempotency key, one anomaly).
+    One Core INSERT, no unit of work: anomalies are written on the scan's
+    hot path (issue 18)."""
     exists = None
     if check:
         exists = session.execute(sa.select(Anomaly.id).where(
             Anomaly.kind == kind, Anomaly.dedup_key == dedup_key[:120])).first()
     if exists is None:
-        session.add(Anomaly(kind=kind, dedup_key=dedup_key[:120], **values))
-        session.flush()
+        session.execute(_ANOMALIES.insert(), {"kind": kind, "dedup_key": dedup_key[:120],
+                                              "created_at": utcnow(), **values})
     return kind.label
 
 
@@ -65,14 +70,14 @@ def from_other_commune(pass_commune_id: int | None, structure: Tenant) -> bool:
             and pass_commune_id != structure.parent_id)
 
 
-def flag_other_commune(session: Session, scan: Scan, pass_commune_id: int) -> str:
-    names = dict(session.execute(sa.select(Tenant.id, Tenant.name).where(
-        Tenant.id.in_([pass_commune_id, scan.structure_id]))).all())
+def flag_other_commune(session: Session, scan: Scan, *, commune_name: str | None,
+                       structure_name: str | None) -> str:
+    """The names come with the scan's context (no statement of their own)."""
     return _add(session, AnomalyKind.AUTRE_COMMUNE, f"scan:{scan.id}", check=False,
                 programme_id=scan.programme_id, structure_id=scan.structure_id,
                 pass_id=scan.pass_id, serial=scan.serial,
-                detail=f"Pass confié à {names.get(pass_commune_id, 'une autre commune')}, "
-                       f"utilisé chez {names.get(scan.structure_id, 'ce lieu')}.")
+                detail=f"Pass confié à {commune_name or 'une autre commune'}, "
+                       f"utilisé chez {structure_name or 'ce lieu'}.")
 
 
 def flag_carnet_burst(session: Session, scan: Scan, programme: Programme, now: dt.datetime,

@@ -55,6 +55,7 @@ def _context_statement(service_given: bool):
     services = OperateurService.__table__
     perimeter = ProgrammePerimeter.__table__
     scans = Scan.__table__
+    tenants = Tenant.__table__
     handed = _HANDED_OUT_BY.subquery()
 
     def one(column, *where, order=None):
@@ -84,7 +85,9 @@ def _context_statement(service_given: bool):
         one(sa.func.count(), scans.c.carnet_id == _bp("carnet_id"),
             scans.c.structure_id == _bp("structure_id"), scans.c.cancelled_at.is_(None),
             scans.c.scanned_at >= _bp("since", type_=Scan.scanned_at.type))
-        .label("carnet_scans"))
+        .label("carnet_scans"),
+        # Named in the « autre commune » anomaly, without another statement.
+        one(tenants.c.name, tenants.c.id == _bp("commune_id")).label("commune_name"))
 
 
 _CONTEXT = {True: _context_statement(True), False: _context_statement(False)}
@@ -103,6 +106,7 @@ class Context:
     service_id: int | None
     service_name: str | None
     carnet_scans: int           # live scans of the carnet here within the burst window
+    commune_name: str | None = None   # the commune the pass was confié to
 
     @property
     def outside_perimeter(self) -> bool:
@@ -116,11 +120,12 @@ def read_context(session: Session, found: Pass, structure: Tenant, service_id: i
     row = session.execute(_CONTEXT[service_id is not None], {
         "structure_id": structure.id, "parent_id": structure.parent_id,
         "programme_id": found.programme_id, "pass_id": found.id, "carnet_id": found.carnet_id,
-        "service_id": service_id, "since": at - anomalies.BURST_WINDOW}).one()
+        "service_id": service_id, "since": at - anomalies.BURST_WINDOW,
+        "commune_id": found.commune_id}).one()
     qualification = Qualification(row.qualification) if row.qualification else None
     return Context(qualification, row.approved_at, row.handed_user_id, row.handed_tenant_id,
                    int(row.perimeter_size), int(row.in_perimeter), int(row.services),
-                   row.service_id, row.service_name, int(row.carnet_scans))
+                   row.service_id, row.service_name, int(row.carnet_scans), row.commune_name)
 
 
 _SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id", "service_id",
@@ -397,7 +402,9 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
             _SCANS.insert().returning(_SCANS.c.id),
             {column: getattr(scan, column) for column in _SCAN_COLUMNS}).scalar_one()
         if other_commune:
-            verdict.anomalies.append(anomalies.flag_other_commune(session, scan, found.commune_id))
+            verdict.anomalies.append(anomalies.flag_other_commune(
+                session, scan, commune_name=context.commune_name,
+                structure_name=scanner.structure.name))
         burst = anomalies.flag_carnet_burst(session, scan, programme, now,
                                             count=context.carnet_scans + 1)
         if burst:
@@ -482,10 +489,11 @@ def _consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
         # The agent an API request names is part of the request: the same key
         # with another agent is another request (422), not a replay.
         fingerprint = hashlib.sha256(f"{fingerprint}|agent:{scanner.user_id}".encode()).hexdigest()
-    previous = _lookup(session, structure_id, key, fingerprint)
-    if previous is not None:
-        session.rollback()
-        return previous
+    # No lookup of the key first (issue 18: one statement less per scan). A
+    # retry meets its stored answer at the idempotency INSERT, inside the
+    # transaction and before the ledger entry: the UNIQUE (structure, key)
+    # fails, everything of the attempt is rolled back and the stored answer
+    # replayed (or 422 when the key came with another request).
     stored: dict = {}
 
     def remember(verdict: Verdict) -> None:
@@ -518,8 +526,13 @@ def _consume_once(session: Session, data: ScanInput, scanner: Scanner, key: str,
         body = {"message": error.message, "code": error.code}
         if isinstance(error, InvalidInput):
             # Unreadable input is not a decision on a pass: the client may
-            # fix its request and retry with the same key.
+            # fix its request and retry with the same key. A key that already
+            # has an answer replays it (a late offline retry, say).
             session.rollback()
+            previous = _lookup(session, structure_id, key, fingerprint)
+            session.rollback()
+            if previous is not None:
+                return previous
             return Outcome(error.status, body, error=error)
         try:
             if isinstance(error, AlreadyUsed):
