@@ -393,3 +393,33 @@ def test_no_other_module_writes_pass_state():
     assert offenders == []
     # The pattern does catch what it is meant to catch.
     assert pattern.search("session.execute(sa.update(Pass).values(state='scanne'))".replace("sa.", ""))
+
+
+def test_text_printed_by_the_database_matches_the_python_text(db_session, chain):
+    """``verify`` has each entry's text printed by the database (SQLite: one
+    printf() per row; PostgreSQL: concat_ws) and falls back to the typed
+    values for a created_at outside years 1000–9999. Values that could trip
+    a printed text — NULLs, '%' and '|' in the reason, accents, a year 999,
+    the largest amounts — verify; the same entry edited does not."""
+    import datetime as dt
+    pass_id = db_session.execute(sa.select(sa.func.min(Pass.id))
+                                 .where(Pass.programme_id == chain.id)).scalar()
+    for reason, created in (("100 % réparti | %s %d %%", None),
+                            ("", dt.datetime(999, 12, 31, 23, 59, 59, 999999,
+                                             tzinfo=dt.timezone.utc)),
+                            ("naïveté « ok »", dt.datetime(2021, 3, 1, tzinfo=dt.timezone.utc))):
+        ledger.append(db_session, programme_id=chain.id, nature=Nature.LIVRAISON,
+                      actor=Actor(None, None), from_state=None, from_holder_id=None,
+                      to_state=PassState.EMIS, to_holder_id=None, pass_first_id=pass_id,
+                      pass_last_id=pass_id, serial_first="A", serial_last="A", count=1,
+                      amount_cents=2**62, reason=reason, created_at=created)
+    db_session.commit()
+    assert ledger.seal(db_session, chain.id).sealed == 3
+    report = ledger.verify(db_session, chain.id)
+    assert report.ok, report.problems
+    assert report.entries == 9
+    drop_ledger_protection(db_session)
+    _tamper(db_session, "UPDATE ledger_entries SET reason = :r WHERE reason = :old",
+            r="100 % réparti | %s %d %", old="100 % réparti | %s %d %%")
+    assert "n° 7" in _first_problem(db_session, chain) and "contenu modifié" in \
+        _first_problem(db_session, chain)
