@@ -11,9 +11,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request, url_for
 
 from portal.domain import structures
-from portal.domain.errors import DomainError
 from portal.extensions import db
-from portal.web.formpage import blank, client_ip, refused
+from portal.web.formpage import blank, client_ip
 from portal.web.gate import public
 from portal.web.render import redirect_to, render
 
@@ -29,7 +28,7 @@ def _context() -> dict:
 @bp.route("/devenir-lieu-qualifie")
 @public
 def form():
-    return render("onboarding/candidature.html", values=blank(), errors={}, **_context())
+    return render("onboarding/candidature.html", values=blank(), **_context())
 
 
 @bp.route("/devenir-lieu-qualifie", methods=["POST"])
@@ -45,11 +44,8 @@ def submit():
         "horaires", "presentation_resume", "contact_name", "contact_email", "contact_phone")}
     data["commune_id"] = int(raw_commune) if raw_commune.isdigit() and len(raw_commune) < 10 else None
     data["services"] = form_data.getlist("services")
-    try:
-        throttle.check(candidature=ip)
-        structures.apply(db.session, data, ip=client_ip())
-    except DomainError as error:
-        return refused("onboarding/candidature.html", error, **_context())
+    throttle.check(candidature=ip)
+    structures.apply(db.session, data, ip=client_ip())
     db.session.commit()
     throttle.failure(candidature=ip)
     return redirect_to(url_for(".received"))

@@ -133,3 +133,40 @@ def test_control_characters_in_a_refused_form_do_not_break_the_refill(app, brows
     form = _form(response.get_data(as_text=True), "/referent")
     assert form.get_element_by_id("referent_name").get("value") == "Sacha Nouveau"
     assert form.get_element_by_id("referent_email").get("aria-invalid") == "true"
+
+
+def test_without_a_referer_the_page_above_the_form_is_refilled(app, browser):
+    """A client that sends no Referer: the page rebuilt is the nearest GET view above the
+    form's URL (``…/conventions/<id>/referent`` → ``…/conventions/<id>``)."""
+    browser.login("referent.neuilly-plaisance")
+    cid = _convention_id(app, "neuilly-plaisance")
+    response = browser.post(f"/commune/neuilly-plaisance/conventions/{cid}/referent",
+                            {"referent_name": "Sacha Nouveau", "referent_email": "pas-un-courriel",
+                             "referent_phone": "01 02 03 04 05"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Retour à l'accueil" not in page
+    form = _form(page, "/referent")
+    email = form.get_element_by_id("referent_email")
+    assert email.get("aria-invalid") == "true" and email.get("value") == "pas-un-courriel"
+    assert email.get("aria-describedby") == "referent_email-error"
+    assert form.get_element_by_id("referent_name").get("value") == "Sacha Nouveau"
+
+
+def test_a_rule_about_two_checkboxes_is_shown_after_their_legend(app, browser):
+    """« Prescripteur ou opérateur » names no single control: the ``<fieldset>`` that declares
+    ``data-field="roles"`` carries it, the message right after its legend."""
+    browser.login("referent.bondy")
+    url = "/commune/bondy/structures"
+    response = browser.post(url, {"name": "Régie de quartier", "siret": "35600000000048",
+                                  "address_line": "5 rue Roger", "postal_code": "93140",
+                                  "city": "Bondy", "admin_email": "regie@bondy.example"},
+                            headers={"Referer": HOST + url})
+    assert response.status_code == 422
+    form = _form(response.get_data(as_text=True), "/structures")
+    group = form.xpath(".//fieldset[@data-field='roles']")[0]
+    note = group.xpath("legend")[0].getnext()
+    assert note.get("id") == "roles-error" and "class" in note.attrib
+    for box in group.xpath(".//input[@type='checkbox']"):
+        assert box.get("aria-invalid") == "true" and box.get("aria-describedby") == "roles-error"
+    assert form.xpath(".//input[@name='name']")[0].get("value") == "Régie de quartier"

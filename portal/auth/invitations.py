@@ -12,10 +12,9 @@ from flask_login import current_user, login_user
 
 from portal.auth.identity import SignedInUser
 from portal.domain import accounts, invitations
-from portal.domain.errors import NotAllowed
+from portal.domain.errors import InvalidInput, NotAllowed
 from portal.extensions import db
 from portal.security import twofactor
-from portal.web.formstate import form_errors
 from portal.web.gate import public
 from portal.web.render import redirect_to, render
 
@@ -54,7 +53,6 @@ def accept(token: str):
                          "elle ne peut pas être utilisée avec le compte connecté. "
                          "Déconnectez-vous puis rouvrez le lien.")
     exists = invitations.account_exists(db.session, invitation)
-    errors = {}
     if request.method == "POST":
         if signed_in:
             invitations.accept_existing_account(db.session, invitation, user=current_user.user)
@@ -70,23 +68,21 @@ def accept(token: str):
             user = accounts.authenticate(db.session, invitation.email,
                                          request.form.get("password", "")[:256])
             if user is None:
+                # The throttle's counter lives outside the database: the rollback keeps it.
                 throttle.failure(**keys)
-                errors["password"] = "Mot de passe incorrect."
-            else:
-                invitations.accept_existing_account(db.session, invitation, user=user)
-                db.session.commit()
-                return _sign_in(user, tenant)
-        else:
-            with form_errors() as errors:
-                user = invitations.accept_new_account(
-                    db.session, invitation, full_name=request.form.get("full_name", "")[:300],
-                    password=request.form.get("password", "")[:300],
-                    confirm=request.form.get("confirm_password", "")[:300])
-                db.session.commit()
-            if not errors:
-                return _sign_in(user, tenant)
-    return render("accounts/accept.html", status_code=422 if errors else 200,
+                raise InvalidInput("Mot de passe incorrect.", field="password")
+            invitations.accept_existing_account(db.session, invitation, user=user)
+            db.session.commit()
+            return _sign_in(user, tenant)
+        # A refused name or password: the page comes back filled (portal/web/refill.py).
+        user = invitations.accept_new_account(
+            db.session, invitation, full_name=request.form.get("full_name", "")[:300],
+            password=request.form.get("password", "")[:300],
+            confirm=request.form.get("confirm_password", "")[:300])
+        db.session.commit()
+        return _sign_in(user, tenant)
+    return render("accounts/accept.html",
                   invitation=invitation, invited_tenant=tenant, exists=exists, signed_in=signed_in,
-                  errors=errors, values=request.form, token=token,
+                  token=token,
                   needs_second_factor=invitation.role in twofactor.ADMIN_ROLES)
 

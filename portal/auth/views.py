@@ -116,22 +116,19 @@ def confirm_password():
     next_url = _safe_next(request.values.get("next")) or url_for("auth.spaces")
     if "\\" in next_url:
         next_url = url_for("auth.spaces")
-    error = None
     if request.method == "POST":
         throttle = current_app.extensions["throttle"]
         email, ip = current_user.email, _client_ip()
         keys = {"per_ip": ip, "per_account_ip": f"{email}|{ip}", "per_account": email}
         throttle.check(**keys)
         if accounts.authenticate(db.session, email, request.form.get("password", "")[:256]) is None:
-            throttle.failure(**keys)
-            error = "Mot de passe incorrect."
-        else:
-            accounts.confirm_password(db.session, current_user.session_id)
-            db.session.commit()
-            flash("Mot de passe confirmé : vous pouvez reprendre votre action.", "success")
-            return redirect(next_url, code=303)
-    return render("auth/confirm_password.html", status_code=422 if error else 200,
-                  next=next_url, errors={"password": error} if error else {})
+            throttle.failure(**keys)   # outside the database: the rollback keeps it
+            raise InvalidInput("Mot de passe incorrect.", field="password")
+        accounts.confirm_password(db.session, current_user.session_id)
+        db.session.commit()
+        flash("Mot de passe confirmé : vous pouvez reprendre votre action.", "success")
+        return redirect(next_url, code=303)
+    return render("auth/confirm_password.html", next=next_url)
 
 
 @bp.route("/deconnexion", methods=["POST"])

@@ -16,19 +16,17 @@ from portal.extensions import db
 from portal.models import Invitation, Membership, utcnow
 from portal.notifications import send_invitation
 from portal.web.actor import current_actor
-from portal.web.formstate import form_errors
 from portal.web.gate import TenantBlueprint, current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
 
 
-def _members_page(errors=None, values=None, status_code=200):
+def _members_page():
     tenant = current_tenant()
-    return render("tenants/members.html", status_code=status_code,
+    return render("tenants/members.html",
                   members=member_rules.members_of(db.session, tenant),
                   invitations=invitations.invitations_of(db.session, tenant),
-                  roles=roles_for_kind(tenant.kind), now=utcnow(),
-                  errors=errors or {}, values=values if values is not None else {})
+                  roles=roles_for_kind(tenant.kind), now=utcnow())
 
 
 def _send_all(pairs) -> None:
@@ -43,13 +41,11 @@ def add_member_views(bp: TenantBlueprint) -> None:
 
     @bp.route("/membres/inviter", methods=["POST"], permission=Permission.MANAGE_MEMBERS)
     def invite_member():
-        with form_errors() as errors:
-            invitation, token = invitations.invite(
-                db.session, email=request.form.get("email", "")[:300], tenant=current_tenant(),
-                role=request.form.get("role", ""), invited_by=current_actor())
-            db.session.commit()
-        if errors:
-            return _members_page(errors, request.form, 422)
+        # A refused address or role: the page comes back filled (portal/web/refill.py).
+        invitation, token = invitations.invite(
+            db.session, email=request.form.get("email", "")[:300], tenant=current_tenant(),
+            role=request.form.get("role", ""), invited_by=current_actor())
+        db.session.commit()
         send_invitation(invitation, token)
         flash(f"Invitation envoyée à {invitation.email} (lien valable 7 jours).", "success")
         return redirect_to(url_for(".members"))
@@ -78,13 +74,9 @@ def add_member_views(bp: TenantBlueprint) -> None:
               permission=Permission.MANAGE_MEMBERS)
     def change_member_role(membership_id: int):
         membership = get_or_404(Membership, membership_id)
-        with form_errors() as errors:
-            member_rules.change_role(db.session, membership, request.form.get("role", ""),
-                                actor=current_actor())
-            db.session.commit()
-        if errors:
-            return _members_page({f"role-{membership_id}": next(iter(errors.values()))},
-                                 request.form, 422)
+        member_rules.change_role(db.session, membership, request.form.get("role", ""),
+                                 actor=current_actor())
+        db.session.commit()
         flash(f"Rôle de {membership.user.full_name} : {membership.role.label}.", "success")
         return redirect_to(url_for(".members"))
 
@@ -103,28 +95,24 @@ def add_member_views(bp: TenantBlueprint) -> None:
     def import_members():
         """Bulk invitation: upload → preview (nothing written) → confirm."""
         tenant = current_tenant()
-        context = {"roles": roles_for_kind(tenant.kind), "preview": None, "csv_text": "",
-                   "errors": {}}
+        context = {"roles": roles_for_kind(tenant.kind), "preview": None, "csv_text": ""}
         if request.method == "GET":
             return render("tenants/members_import.html", **context)
         confirm = request.form.get("confirm") == "1"
-        with form_errors() as errors:
-            if confirm:
-                text = request.form.get("csv_text", "")
-                if len(text) > member_rules.MAX_CSV_BYTES:
-                    raise InvalidInput("Fichier trop volumineux.", field="file")
-                preview, sent = member_rules.import_csv(db.session, tenant, text,
-                                                   actor=current_actor())
-                db.session.commit()
-            else:
-                upload = request.files.get("file")
-                if upload is None or not upload.filename:
-                    raise InvalidInput("Choisissez un fichier CSV.", field="file")
-                text = member_rules.decode_csv(upload.read(member_rules.MAX_CSV_BYTES + 1))
-                preview = member_rules.preview_csv(db.session, tenant, text)
-        if errors:
-            context["errors"] = errors
-            return render("tenants/members_import.html", status_code=422, **context)
+        # An unreadable file: the upload form comes back with the message at its field.
+        if confirm:
+            text = request.form.get("csv_text", "")
+            if len(text) > member_rules.MAX_CSV_BYTES:
+                raise InvalidInput("Fichier trop volumineux.", field="file")
+            preview, sent = member_rules.import_csv(db.session, tenant, text,
+                                                    actor=current_actor())
+            db.session.commit()
+        else:
+            upload = request.files.get("file")
+            if upload is None or not upload.filename:
+                raise InvalidInput("Choisissez un fichier CSV.", field="file")
+            text = member_rules.decode_csv(upload.read(member_rules.MAX_CSV_BYTES + 1))
+            preview = member_rules.preview_csv(db.session, tenant, text)
         if confirm:
             _send_all(sent)
             flash(f"{len(sent)} invitation(s) envoyée(s) ; {len(preview.existing)} ligne(s) déjà "

@@ -86,14 +86,15 @@ def init_app(app):
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         _rollback()
+        headers = {}
+        if getattr(error, "retry_after", None):
+            headers["Retry-After"] = str(error.retry_after)
         if refill.wants_refill(error):
             # A refused form comes back filled, the message at its field (portal/web/refill.py).
             page = refill.refilled_page(error)
             if page is not None:
+                page.headers.update(headers)
                 return page
-        headers = {}
-        if getattr(error, "retry_after", None):
-            headers["Retry-After"] = str(error.retry_after)
         return error_response(error.status, error.message, error.code, headers)
 
     @app.errorhandler(CSRFError)

@@ -1,19 +1,15 @@
-"""Form pages that re-render in place on an error (issue 13 forms).
+"""Helpers of the onboarding pages (issue 13): first values of a form, the client's
+address, the invitation e-mail, the structure form, the lieux export.
 
-A view builds its form from ``request.form``; when the domain refuses the
-input (``DomainError`` naming a ``field``), the same page is rendered again
-with the message next to that field and every value the person typed kept
-(status 422 or 409), instead of an error page. Nothing was written: the
-transaction is rolled back first.
+A refused form is not handled here: the view lets its ``DomainError`` go, and
+``portal/web/refill.py`` shows the page again filled, the message at its field.
 """
 from __future__ import annotations
 
 from flask import request
 from werkzeug.datastructures import MultiDict
 
-from portal.domain.errors import DomainError
 from portal.extensions import db
-from portal.web.render import render
 
 
 def blank(values: dict | None = None) -> MultiDict:
@@ -29,17 +25,6 @@ def blank(values: dict | None = None) -> MultiDict:
         elif value is not None:
             data.add(key, value.isoformat() if hasattr(value, "isoformat") else str(value))
     return data
-
-
-def refused(template: str, error: DomainError, **context):
-    db.session.rollback()
-    # The message next to its field, and in the alert at the top of the form
-    # (for a field the page does not show, it is the only place).
-    errors = {"form": error.message}
-    if error.field:
-        errors[error.field] = error.message
-    return render(template, status_code=error.status, errors=errors,
-                  values=context.pop("values", request.form), **context)
 
 
 def client_ip() -> str | None:

@@ -39,9 +39,10 @@ from werkzeug.datastructures import MultiDict
 
 from portal.domain.errors import DomainError
 
-# Statuses for which the page is refilled: a value or a state refused the form. A 403 (no
-# permission) or a 429 (throttled) keep their own page.
-REFILL_STATUSES = {400, 404, 409, 410, 422}
+# Statuses for which the page is refilled: a value or a state refused the form, or too many
+# attempts (429: the form comes back filled, the message on top, with its Retry-After). A 403
+# (no permission) keeps its own page.
+REFILL_STATUSES = {400, 404, 409, 410, 422, 429}
 _NOT_REFILLED_TYPES = {"hidden", "password", "file", "submit", "button", "reset", "image"}
 _NOT_FORWARDED = {"HTTP_HOST", "HTTP_HX_REQUEST", "HTTP_HX_TARGET", "HTTP_HX_TRIGGER",
                   "HTTP_HX_TRIGGER_NAME", "HTTP_HX_CURRENT_URL", "HTTP_CONTENT_TYPE",
@@ -60,6 +61,9 @@ def wants_refill(error: DomainError) -> bool:
 
 
 def _page_path() -> str | None:
+    """The page the form was sent from: the ``Referer`` (same host only); without one, the
+    form's own URL when it has a GET view, else the nearest page above it
+    (``/membres/3/role`` → ``/membres``)."""
     referer = request.headers.get("Referer", "")
     if referer:
         parts = urlsplit(referer)
@@ -68,11 +72,15 @@ def _page_path() -> str | None:
             return parts.path + (f"?{parts.query}" if parts.query else "")
         return None
     adapter = current_app.url_map.bind_to_environ(request.environ)
-    try:
-        adapter.match(request.path, method="GET")
-    except Exception:  # no GET view at the form's own URL
-        return None
-    return request.path
+    path, query = request.path, request.query_string.decode("latin-1")
+    while path.strip("/"):
+        try:
+            adapter.match(path, method="GET")
+        except Exception:  # no GET view there (404, 405, a redirect): one level up
+            path, query = path.rstrip("/").rsplit("/", 1)[0], ""
+            continue
+        return path + (f"?{query}" if query else "")
+    return None
 
 
 def _render_page(path: str):
@@ -144,26 +152,45 @@ def _fill(form, submitted: MultiDict) -> None:
             field.set("value", values[0])
 
 
+def _controls(element) -> list:
+    return [c for c in element.iter("input", "select", "textarea")
+            if (c.get("type") or "").lower() != "hidden"]
+
+
 def _mark_error(root, form, error: DomainError) -> str | None:
-    """Put the message at its field; return the id of the field (for the summary's link)."""
+    """Put the message at its field; return the id of the field (for the summary's link).
+
+    The field is the control named ``error.field``; for a rule about several controls (the
+    roles of a structure: two checkboxes), the element of the form that declares
+    ``data-field="<field>"`` (a ``<fieldset>``). The message's id is ``<control id>-error``
+    (``<field>-error`` for a group), ``erreur-formulaire`` when no field is named."""
     message = _UNSAFE.sub("", error.message)
-    controls = [c for c in form.iter("input", "select", "textarea")
-                if error.field and c.get("name") == error.field
-                and (c.get("type") or "").lower() != "hidden"]
-    error_id = f"erreur-{error.field or 'formulaire'}"
+    field = error.field or ""
+    controls = [c for c in _controls(form) if field and c.get("name") == field]
+    group = None
+    if not controls and field:
+        group = next(iter(form.xpath(".//*[@data-field=$name]", name=field)), None)
+        controls = _controls(group) if group is not None else []
+    first = controls[0] if controls else None
+    if group is None and first is not None \
+            and (len(controls) > 1 or (first.get("type") or "") in ("radio", "checkbox")):
+        group = next((a for a in first.iterancestors() if a.tag == "fieldset"), None)
+    if first is None:
+        error_id = f"{field}-error" if field else "erreur-formulaire"
+    elif group is not None:
+        error_id = f"{field}-error"
+    else:
+        error_id = f"{first.get('id') or field}-error"
     note = lxml_html.fragment_fromstring(
         f'<p class="field-error" id="{escape(error_id)}">{escape(message)}</p>')
-    if not controls:
+    if first is None:
         note.set("role", "alert")
         form.insert(0, note)
         return None
-    first = controls[0]
     for control in controls:
         control.set("aria-invalid", "true")
         described = control.get("aria-describedby")
         control.set("aria-describedby", f"{described} {error_id}" if described else error_id)
-    group = next((a for a in first.iterancestors() if a.tag == "fieldset"), None) \
-        if len(controls) > 1 or (first.get("type") or "") in ("radio", "checkbox") else None
     if group is not None:
         group.set("class", ((group.get("class") or "") + " has-error").strip())
         legend = next(group.iter("legend"), None)
@@ -182,7 +209,7 @@ def _mark_error(root, form, error: DomainError) -> str | None:
         anchor_class = (first.get("class") or "")
         first.set("class", (anchor_class + " has-error").strip())
     if not first.get("id"):
-        first.set("id", f"champ-{error.field}")
+        first.set("id", f"champ-{field}")
     return first.get("id")
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import flash, url_for
 
 from portal.domain import structures
-from portal.domain.errors import DomainError
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.tenants.commune import bp
 from portal.web.actor import current_actor
-from portal.web.formpage import blank, client_ip, refused, send_invitation, structure_form_data
+from portal.web.formpage import blank, client_ip, send_invitation, structure_form_data
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 
@@ -20,20 +19,15 @@ def structures_page():
     return render("onboarding/structures.html", communes=None,
                   rows=structures.structures_of(db.session, current_tenant()),
                   values=blank({"postal_code": current_tenant().postal_code,
-                                "city": current_tenant().city}), errors={},
+                                "city": current_tenant().city}),
                   action=url_for(".register_structure"))
 
 
 @bp.route("/structures", methods=["POST"], permission=Permission.REGISTER_STRUCTURES)
 def register_structure():
-    try:
-        structure, invitation, token = structures.register_structure(
-            db.session, current_tenant(), structure_form_data(), actor=current_actor(),
-            ip=client_ip())
-    except DomainError as error:
-        return refused("onboarding/structures.html", error, communes=None,
-                       rows=structures.structures_of(db.session, current_tenant()),
-                       action=url_for(".register_structure"))
+    structure, invitation, token = structures.register_structure(
+        db.session, current_tenant(), structure_form_data(), actor=current_actor(),
+        ip=client_ip())
     db.session.commit()
     send_invitation(invitation, token)
     flash(f"{structure.name} est enregistrée ; {invitation.email} est invité(e) à "

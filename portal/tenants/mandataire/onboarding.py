@@ -6,24 +6,23 @@ import sqlalchemy as sa
 from flask import flash, request, url_for
 
 from portal.domain import commanditaires, structures
-from portal.domain.errors import DomainError, InvalidInput
+from portal.domain.errors import InvalidInput
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.models import COLLECTIVITE_LABELS, Programme, Tenant
 from portal.tenants.mandataire import bp
 from portal.web.actor import current_actor
-from portal.web.formpage import (blank, client_ip, lieux_export, refused, send_invitation,
+from portal.web.formpage import (blank, client_ip, lieux_export, send_invitation,
                                  structure_form_data)
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
 
 
-def _commanditaires_page(values=None, errors=None, status=200):
+def _commanditaires_page():
     rows = commanditaires.commanditaires_of(db.session, current_tenant())
     return render("onboarding/commanditaires.html", rows=rows, collectivites=COLLECTIVITE_LABELS,
-                  values=values if values is not None else blank({"collectivite": "metropole"}),
-                  errors=errors or {}, status_code=status)
+                  values=blank({"collectivite": "metropole"}))
 
 
 @bp.route("/commanditaires", permission=Permission.REGISTER_COMMANDITAIRES)
@@ -34,16 +33,12 @@ def commanditaires_page():
 @bp.route("/commanditaires", methods=["POST"], permission=Permission.REGISTER_COMMANDITAIRES)
 def register_commanditaire():
     form = request.form
-    try:
-        tenant, invitation, token = commanditaires.register(
-            db.session, issuer=current_tenant(), name=form.get("name", ""),
-            collectivite=form.get("collectivite", ""), siren=form.get("siren", ""),
-            address_line=form.get("address_line", ""), postal_code=form.get("postal_code", ""),
-            city=form.get("city", ""), admin_email=form.get("admin_email", ""),
-            actor=current_actor(), ip=client_ip())
-    except DomainError as error:
-        return refused("onboarding/commanditaires.html", error, collectivites=COLLECTIVITE_LABELS,
-                       rows=commanditaires.commanditaires_of(db.session, current_tenant()))
+    tenant, invitation, token = commanditaires.register(
+        db.session, issuer=current_tenant(), name=form.get("name", ""),
+        collectivite=form.get("collectivite", ""), siren=form.get("siren", ""),
+        address_line=form.get("address_line", ""), postal_code=form.get("postal_code", ""),
+        city=form.get("city", ""), admin_email=form.get("admin_email", ""),
+        actor=current_actor(), ip=client_ip())
     db.session.commit()
     send_invitation(invitation, token)
     flash(f"{tenant.name} est enregistré ; {invitation.email} est invité(e) à l'administrer "
@@ -51,10 +46,8 @@ def register_commanditaire():
     return redirect_to(url_for(".commanditaires_page"))
 
 
-def _hubs_page(values=None, errors=None, status=200):
-    return render("onboarding/hubs.html", rows=commanditaires.hubs(db.session),
-                  values=values if values is not None else blank(), errors=errors or {},
-                  status_code=status)
+def _hubs_page():
+    return render("onboarding/hubs.html", rows=commanditaires.hubs(db.session), values=blank())
 
 
 @bp.route("/hubs", permission=Permission.REGISTER_COMMANDITAIRES)
@@ -66,14 +59,11 @@ def hubs_page():
 def register_hub():
     """The Hub that gives the opinions of convention art. 4, and its first agent."""
     form = request.form
-    try:
-        tenant, invitation, token = commanditaires.register_hub(
-            db.session, issuer=current_tenant(), name=form.get("name", ""),
-            address_line=form.get("address_line", ""), postal_code=form.get("postal_code", ""),
-            city=form.get("city", ""), agent_email=form.get("agent_email", ""),
-            actor=current_actor(), ip=client_ip())
-    except DomainError as error:
-        return refused("onboarding/hubs.html", error, rows=commanditaires.hubs(db.session))
+    tenant, invitation, token = commanditaires.register_hub(
+        db.session, issuer=current_tenant(), name=form.get("name", ""),
+        address_line=form.get("address_line", ""), postal_code=form.get("postal_code", ""),
+        city=form.get("city", ""), agent_email=form.get("agent_email", ""),
+        actor=current_actor(), ip=client_ip())
     db.session.commit()
     send_invitation(invitation, token)
     flash(f"{tenant.name} est enregistré ; {invitation.email} est invité(e) à y donner les "
@@ -92,7 +82,7 @@ def _communes_served():
 @bp.route("/structures", permission=Permission.REGISTER_STRUCTURES)
 def structures_page():
     return render("onboarding/structures.html", communes=_communes_served(), rows=None,
-                  values=blank({"is_operateur": True}), errors={},
+                  values=blank({"is_operateur": True}),
                   action=url_for(".register_structure"))
 
 
@@ -101,14 +91,10 @@ def register_structure():
     communes = _communes_served()
     raw = request.form.get("commune_id", "")
     commune = next((c for c in communes if str(c.id) == raw), None)
-    try:
-        if commune is None:
-            raise InvalidInput("Choisissez la commune de la structure.", field="commune_id")
-        structure, invitation, token = structures.register_structure(
-            db.session, commune, structure_form_data(), actor=current_actor(), ip=client_ip())
-    except DomainError as error:
-        return refused("onboarding/structures.html", error, communes=communes, rows=None,
-                       action=url_for(".register_structure"))
+    if commune is None:
+        raise InvalidInput("Choisissez la commune de la structure.", field="commune_id")
+    structure, invitation, token = structures.register_structure(
+        db.session, commune, structure_form_data(), actor=current_actor(), ip=client_ip())
     db.session.commit()
     send_invitation(invitation, token)
     flash(f"{structure.name} ({commune.name}) est enregistrée ; {invitation.email} est "

@@ -14,7 +14,7 @@ from portal.tenants.metropole import bp
 from portal.tenants.metropole.views import _settings_from_form
 from portal.web import forms
 from portal.web.actor import current_actor
-from portal.web.formpage import blank, client_ip, lieux_export, refused, send_invitation
+from portal.web.formpage import blank, client_ip, lieux_export, send_invitation
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
@@ -37,25 +37,21 @@ def new_programme():
     values = blank(commanditaires.template_values(db.session, current_tenant(), key))
     for commune in context["communes"]:
         values.add("perimeter", str(commune.id))
-    return render("onboarding/programme_new.html", values=values, errors={}, **context)
+    return render("onboarding/programme_new.html", values=values, **context)
 
 
 @bp.route("/programmes/nouveau", methods=["POST"], permission=Permission.MANAGE_PROGRAMMES)
 def create_programme():
-    context = _programme_context(request.form.get("modele", "")[:12])
-    try:
-        values = {"prefix": forms.text("prefix", "Préfixe de série", max_length=6),
-                  **_settings_from_form()}
-        perimeter = []
-        for raw in request.form.getlist("perimeter"):
-            if not raw.isdigit() or len(raw) > 9:
-                raise InvalidInput("Commune inconnue dans le périmètre.", field="perimeter")
-            perimeter.append(int(raw))
-        programme = commanditaires.create_programme(
-            db.session, current_tenant(), values, perimeter_ids=perimeter,
-            actor=current_actor(), ip=client_ip())
-    except DomainError as error:
-        return refused("onboarding/programme_new.html", error, **context)
+    values = {"prefix": forms.text("prefix", "Préfixe de série", max_length=6),
+              **_settings_from_form()}
+    perimeter = []
+    for raw in request.form.getlist("perimeter"):
+        if not raw.isdigit() or len(raw) > 9:
+            raise InvalidInput("Commune inconnue dans le périmètre.", field="perimeter")
+        perimeter.append(int(raw))
+    programme = commanditaires.create_programme(
+        db.session, current_tenant(), values, perimeter_ids=perimeter,
+        actor=current_actor(), ip=client_ip())
     db.session.commit()
     flash(f"Programme « {programme.name} » créé (préfixe {programme.prefix}). #APTIC peut "
           "maintenant en émettre les carnets.", "success")
@@ -82,15 +78,14 @@ def _referents(communes: list[Tenant]) -> dict[int, list[str]]:
     return found
 
 
-def _territory(values=None, errors=None, status=200):
+def _territory():
     communes = commanditaires.communes_of(db.session, current_tenant())
     have = {c.insee_code for c in communes}
     reference = [c for c in territory.reference_communes() if c["insee"] not in have]
     return render("onboarding/territory.html", communes=communes,
                   referents=_referents(communes), reference=reference,
                   source=territory.reference()["source"],
-                  values=values if values is not None else blank(), errors=errors or {},
-                  status_code=status)
+                  values=blank())
 
 
 @bp.route("/territoire", permission=Permission.MANAGE_TERRITORY)
@@ -101,29 +96,23 @@ def territory_page():
 @bp.route("/territoire/apercu", methods=["POST"], permission=Permission.MANAGE_TERRITORY)
 def territory_preview():
     """What the reference-list choice or the CSV file would create — nothing written."""
-    try:
-        if request.form.get("source") == "reference":
-            codes = request.form.getlist("insee")
-            if not codes:
-                raise InvalidInput("Cochez au moins une commune de la liste.", field="insee")
-            if len(codes) > 1000:
-                raise InvalidInput("Trop de communes cochées.", field="insee")
-            lines = territory.reference_lines(codes)
-        else:
-            upload = request.files.get("file")
-            if upload is None or not upload.filename:
-                raise InvalidInput("Choisissez un fichier CSV.", field="file")
-            try:
-                data = upload.read(territory.MAX_CSV_BYTES + 1)
-            finally:
-                upload.close()
-            lines = territory.parse_csv(data)
-        result = territory.preview(db.session, current_tenant(), lines)
-    except DomainError as error:
-        db.session.rollback()
-        return _territory(values=request.form, errors={error.field or "form": error.message,
-                                                       "form": error.message},
-                          status=error.status)
+    if request.form.get("source") == "reference":
+        codes = request.form.getlist("insee")
+        if not codes:
+            raise InvalidInput("Cochez au moins une commune de la liste.", field="insee")
+        if len(codes) > 1000:
+            raise InvalidInput("Trop de communes cochées.", field="insee")
+        lines = territory.reference_lines(codes)
+    else:
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            raise InvalidInput("Choisissez un fichier CSV.", field="file")
+        try:
+            data = upload.read(territory.MAX_CSV_BYTES + 1)
+        finally:
+            upload.close()
+        lines = territory.parse_csv(data)
+    result = territory.preview(db.session, current_tenant(), lines)
     return render("onboarding/territory_preview.html", preview=result)
 
 
@@ -160,10 +149,8 @@ def invite_referent(commune_id: int):
             db.session, current_tenant(), commune, request.form.get(field, ""),
             actor=current_actor())
     except DomainError as error:
-        db.session.rollback()
-        return _territory(values=request.form, errors={field: error.message,
-                                                       "form": error.message},
-                          status=error.status)
+        error.field = field     # typed in this commune's row: the message goes there
+        raise
     db.session.commit()
     send_invitation(invitation, token)
     flash(f"{invitation.email} est invité(e) comme référent de projet de {commune.name}.",

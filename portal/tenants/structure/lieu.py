@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import flash, request, url_for
 
 from portal.domain import structures
-from portal.domain.errors import DomainError
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.tenants.structure import bp
 from portal.web.actor import current_actor
-from portal.web.formpage import blank, client_ip, refused
+from portal.web.formpage import blank, client_ip
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 
@@ -25,18 +24,15 @@ def _context() -> dict:
 def lieu_page():
     lieu = structures.lieu_of(db.session, current_tenant())
     values = blank({k: getattr(lieu, k) for k in (*FIELDS, "services")} if lieu else {})
-    return render("onboarding/lieu.html", values=values, errors={}, lieu=lieu, **_context())
+    return render("onboarding/lieu.html", values=values, lieu=lieu, **_context())
 
 
 @bp.route("/lieu", methods=["POST"], permission=Permission.MANAGE_STRUCTURE)
 def lieu_save():
     data = {k: request.form.get(k, "") for k in FIELDS}
     data["services"] = request.form.getlist("services")
-    try:
-        structures.set_public_fields(db.session, current_tenant(), data, actor=current_actor(),
-                                     ip=client_ip())
-    except DomainError as error:
-        return refused("onboarding/lieu.html", error, lieu=None, **_context())
+    structures.set_public_fields(db.session, current_tenant(), data, actor=current_actor(),
+                                 ip=client_ip())
     db.session.commit()
     flash("Informations publiques du lieu enregistrées.", "success")
     return redirect_to(url_for(".lieu_page"))
