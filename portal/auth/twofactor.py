@@ -162,22 +162,21 @@ def manage():
     """Own second factor: status and new recovery codes (needs a current code)."""
     user = current_user.user
     enrolled = twofactor.is_enrolled(db.session, user)
-    error = None
     if enrolled and request.method == "POST":
         _check_throttle(user)
         try:
             twofactor.verify(db.session, user, request.form.get("code", "")[:64])
         except InvalidInput as exc:
-            db.session.rollback()
+            # Counted outside the database (the rollback keeps it); the form comes back with
+            # the message at the code field (portal/web/refill.py).
             _throttle().failure(second_factor=str(user.id))
-            error = exc.message
-        else:
-            _throttle().reset(second_factor=str(user.id))
-            codes = twofactor.new_recovery_codes(db.session, user)
-            db.session.commit()
-            return render("auth/recovery_codes.html", codes=codes,
-                          next_url=url_for("auth.account"), regenerated=True)
-    return render("auth/second_factor_manage.html", status_code=422 if error else 200,
-                  error=error, enrolled=enrolled,
+            exc.field = "code"
+            raise
+        _throttle().reset(second_factor=str(user.id))
+        codes = twofactor.new_recovery_codes(db.session, user)
+        db.session.commit()
+        return render("auth/recovery_codes.html", codes=codes,
+                      next_url=url_for("auth.account"), regenerated=True)
+    return render("auth/second_factor_manage.html", enrolled=enrolled,
                   required=twofactor.required(db.session, user),
                   remaining=twofactor.remaining_recovery_codes(db.session, user))

@@ -134,8 +134,11 @@ def check_page(watch: RoleWatch, label: str) -> list[str]:
     return problems
 
 
-def visit(watch: RoleWatch, url: str, role: str, pages: list, problems: list) -> bool:
-    """Open url, let its panels load, check it; False when it is no HTML page."""
+def visit(watch: RoleWatch, url: str, role: str, pages: list, problems: list,
+          on_page=None) -> bool:
+    """Open url, let its panels load, check it — or hand it to ``on_page(watch, label)``,
+    which returns its own problems (the form sweep lists the forms instead); False when it
+    is no HTML page."""
     parts = urlsplit(url)
     before = len(watch.console)
     response = watch.page.goto(url)
@@ -145,6 +148,9 @@ def visit(watch: RoleWatch, url: str, role: str, pages: list, problems: list) ->
     watch.settle()
     label = f"{role} {parts.path}{'?' + parts.query if parts.query else ''}"
     pages.append(label)
+    if on_page is not None:
+        problems += on_page(watch, label)
+        return True
     problems += check_page(watch, label)
     problems += [f"{label}: CSP violation: {m}" for m in watch.console[before:]
                  if re.search(r"Content.Security.Policy", m, re.I)]
@@ -161,7 +167,8 @@ def visit(watch: RoleWatch, url: str, role: str, pages: list, problems: list) ->
     return True
 
 
-def crawl(watch: RoleWatch, role: str) -> tuple[list[str], list[str]]:
+def crawl(watch: RoleWatch, role: str, on_page=None,
+          per_shape: int = PER_SHAPE) -> tuple[list[str], list[str]]:
     """From the page shown after sign-in, visit every space of the user (the
     « Mes espaces » chooser when there are several), the links of each
     space's menus and, inside the space, the pages they link to (up to DEPTH
@@ -173,7 +180,7 @@ def crawl(watch: RoleWatch, role: str) -> tuple[list[str], list[str]]:
     homes = [page.url]
     if page.locator("nav.tenant-nav").count() == 0:     # several spaces: the chooser
         seen[_shape(urlsplit(page.url).path)] = {urlsplit(page.url).path}
-        visit(watch, page.url, role, pages, problems)
+        visit(watch, page.url, role, pages, problems, on_page)
         homes = [urljoin(page.url, h) for h in watch.links("main .card a[href]")]
         assert homes, f"{role}: no space to enter from {page.url}"
     for home in homes:
@@ -191,10 +198,10 @@ def crawl(watch: RoleWatch, role: str) -> tuple[list[str], list[str]]:
             if level == 1 and not parts.path.startswith((space, ACCOUNT)):
                 continue                     # the switcher's other spaces: their own turn
             same_shape = seen.setdefault(_shape(parts.path), set())
-            if parts.path in same_shape or len(same_shape) >= PER_SHAPE:
+            if parts.path in same_shape or len(same_shape) >= per_shape:
                 continue
             same_shape.add(parts.path)
-            if not visit(watch, url, role, pages, problems):
+            if not visit(watch, url, role, pages, problems, on_page):
                 continue
             if level < DEPTH:
                 for href in watch.links("main a[href]"):
