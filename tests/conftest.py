@@ -146,6 +146,7 @@ def leg(tmp_path_factory):
 def _app_fixture(leg, tmp_path, demo: bool, **overrides):
     url = leg.new_database(demo, tmp_path)
     overrides.setdefault("PRINT_DIR", str(tmp_path / "prints"))
+    overrides.setdefault("EXPORT_DIR", str(tmp_path / "exports"))
     app = make_app(url, **overrides)
     yield app
     from portal.extensions import db

@@ -13,10 +13,9 @@ from portal.models import LedgerEntry, PassOrder, PrintJob, PrintJobStatus, Prog
 from portal.printing import jobs
 from portal.tenants.common import todo_items
 from portal.tenants.mandataire import bp
-from portal.web import forms
+from portal.web import export_jobs, forms
 from portal.web.actor import current_actor
 from portal.web.clock import today
-from portal.web.downloads import programme_export
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
@@ -98,10 +97,21 @@ def print_job_pdf(job_id: int):
                                    f"{job.last_carnet}.pdf")
 
 
-@bp.route("/programmes/<int:programme_id>/export.<any(csv, json):fmt>",
+@bp.route("/programmes/<int:programme_id>/export.<any(csv, json):fmt>", methods=["POST"],
           permission=Permission.VIEW_TENANT)
 def programme_history(programme_id: int, fmt: str):
-    return programme_export(get_or_404(Programme, programme_id), fmt)
+    """« Exporter »: every pass with its history, prepared by a worker (issue 16)."""
+    return export_jobs.start_programme_export(get_or_404(Programme, programme_id), fmt)
+
+
+@bp.route("/exports/<int:job_id>", permission=Permission.VIEW_TENANT)
+def export_job(job_id: int):
+    return export_jobs.job_page(job_id, lambda job: url_for(".issuance_page"))
+
+
+@bp.route("/exports/<int:job_id>/fichier", permission=Permission.VIEW_TENANT)
+def export_job_file(job_id: int):
+    return export_jobs.job_file(job_id)
 
 
 @bp.route("/journal", permission=Permission.VIEW_TENANT)
