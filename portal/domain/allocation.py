@@ -181,7 +181,7 @@ def amorcage_conditions(session: Session, convention: Convention) -> list[Condit
     """The four conditions of art. 4, each with who, when and the evidence."""
     c = convention
     signed = c.signed_by_commune_on is not None and c.signed_by_metropole_on is not None
-    if signed:
+    if c.signed_by_commune_on is not None and c.signed_by_metropole_on is not None:
         sign_detail = (f"Signée par la commune le {_fr(c.signed_by_commune_on)} "
                        f"({c.signed_by_commune_name}) et par la Métropole le "
                        f"{_fr(c.signed_by_metropole_on)} ({c.signed_by_metropole_name}).")
@@ -228,18 +228,19 @@ def stock(session: Session, programme: Programme) -> Stock:
     committed = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Tranche.quantity), 0))
         .join(Convention, Convention.id == Tranche.convention_id)
-        .where(Convention.programme_id == programme.id, Tranche.status.in_(COMMITTED))).scalar()
+        .where(Convention.programme_id == programme.id, Tranche.status.in_(COMMITTED))).scalar_one()
     delivered = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Tranche.received_quantity), 0))
         .join(Convention, Convention.id == Tranche.convention_id)
         .where(Convention.programme_id == programme.id,
-               Tranche.status == TrancheStatus.RECUE)).scalar()
+               Tranche.status == TrancheStatus.RECUE)).scalar_one()
     restituted = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Sanction.quantity), 0))
         .join(Convention, Convention.id == Sanction.convention_id)
         .where(Convention.programme_id == programme.id,
-               Sanction.kind == SanctionKind.RESTITUTION)).scalar()
-    committed, delivered, restituted = int(committed), int(delivered), int(restituted)
+               Sanction.kind == SanctionKind.RESTITUTION)).scalar_one()
+    # COALESCE(…, 0): never NULL.
+    committed, delivered, restituted = int(committed or 0), int(delivered or 0), int(restituted or 0)
     return Stock(acquired=programme.total_stock, committed=committed, delivered=delivered,
                  restituted=restituted,
                  available=programme.total_stock - committed + restituted)
@@ -489,7 +490,7 @@ def reserved_carnets(session: Session, programme: Programme) -> list[tuple[int, 
     return list(session.execute(
         sa.select(Shipment.first_carnet, Shipment.last_carnet).join(Tranche)
         .where(Shipment.programme_id == programme.id, Shipment.missing.is_(False),
-               Tranche.status == TrancheStatus.EXPEDIEE)).all())
+               Tranche.status == TrancheStatus.EXPEDIEE)).tuples().all())
 
 
 def available_carnet_numbers(session: Session, programme: Programme, limit: int) -> list[int]:
@@ -535,7 +536,7 @@ def ship_tranche(session: Session, tranche: Tranche, ranges: list[tuple[int, int
         raise Conflict(f"Cette tranche est {tranche.status.label} : expédition impossible.")
     if not ranges:
         raise InvalidInput("Indiquez les carnets expédiés.", field="ranges")
-    numbers = set()
+    numbers: set[int] = set()
     for first, last in ranges:
         if first < 1 or last < first:
             raise InvalidInput("Plage de carnets invalide.", field="ranges")
@@ -601,7 +602,7 @@ def confirm_reception(session: Session, tranche: Tranche, *, received_carnets: i
                      expected_holder_id=programme.commanditaire_id, actor=actor,
                      ref_type="tranche", ref_id=tranche.id,
                      expected_count=len(received) * programme.pass_per_carnet)
-    tranche = session.get(Tranche, tranche.id)
+    tranche = session.get_one(Tranche, tranche.id)
     tranche.status, tranche.received_on, tranche.received_by_id = (
         TrancheStatus.RECUE, today, actor.user_id)
     tranche.received_quantity = len(received) * programme.pass_per_carnet
@@ -635,7 +636,7 @@ def structure_stocks(session: Session, programme: Programme, commune: Tenant) ->
 def commune_stock(session: Session, programme: Programme, commune: Tenant) -> int:
     return int(session.execute(sa.select(sa.func.count()).select_from(Pass).where(
         Pass.programme_id == programme.id, Pass.holder_id == commune.id,
-        Pass.state == S.LIVRE)).scalar())
+        Pass.state == S.LIVRE)).scalar_one())
 
 
 def _check_structure(commune: Tenant, structure: Tenant) -> None:

@@ -207,12 +207,12 @@ def carnets(session: Session, programme: Programme, commune_id: int | None = Non
     emis = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(PassOrder.carnet_count), 0))
         .where(PassOrder.programme_id == programme.id, PassOrder.activated_at.is_not(None))
-    ).scalar()
+    ).scalar_one()
     where = [Pass.programme_id == programme.id]
     if commune_id is not None:
         where.append(Pass.commune_id == commune_id)
         emis = session.execute(
-            sa.select(sa.func.count(sa.distinct(Pass.carnet_id))).where(*where)).scalar()
+            sa.select(sa.func.count(sa.distinct(Pass.carnet_id))).where(*where)).scalar_one()
 
     # One pass over the programme's index (FILTER: PostgreSQL, SQLite >= 3.30).
     injectes, entames = session.execute(
@@ -248,7 +248,7 @@ def stock_pace(session: Session, programme: Programme, today: dt.date) -> float:
         .join(Convention, Convention.id == Tranche.convention_id)
         .where(Convention.programme_id == programme.id, Tranche.status.in_(allocation.COMMITTED),
                Tranche.confirmed_on > today - dt.timedelta(days=PACE_DAYS),
-               Tranche.confirmed_on <= today)).scalar()
+               Tranche.confirmed_on <= today)).scalar_one()
     return int(committed) / PACE_DAYS
 
 

@@ -114,7 +114,7 @@ def hand_out(session: Session, *, programme: Programme, structure: Tenant, user_
         sa.select(Pass.id).where(Pass.carnet_id == carnet.id, Pass.state == S.REPARTI,
                                  Pass.holder_id == structure.id)
         .order_by(Pass.index_in_carnet)).scalars().all()
-    if not available:
+    if carnet is None or not available:
         raise Conflict(f"Le carnet n° {carnet_number} n'est pas dans le stock de votre "
                        "structure (ou il a déjà été remis).", field="carnet_number")
     count = programme.pass_per_carnet if pass_count is None else pass_count
@@ -145,7 +145,7 @@ def hand_out(session: Session, *, programme: Programme, structure: Tenant, user_
                  criteria=[Pass.id.in_(chosen)], to_holder_id=structure.id,
                  expected_holder_id=structure.id, actor=Actor(user_id, structure.id),
                  ref_type="distribution", ref_id=distribution.id, expected_count=count)
-    return session.get(Distribution, distribution.id)
+    return session.get_one(Distribution, distribution.id)
 
 
 def handed_out_by(session: Session, pass_id: int) -> int | None:

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from typing import cast
 import datetime as dt
 
 import sqlalchemy as sa
@@ -150,8 +151,8 @@ def update_programme(session: Session, programme: Programme, **settings) -> Prog
 
 
 def issued_pass_count(session: Session, programme_id: int) -> int:
-    return int(session.execute(sa.select(sa.func.count()).select_from(Pass)
-                               .where(Pass.programme_id == programme_id)).scalar())
+    return session.execute(sa.select(sa.func.count()).select_from(Pass)
+                           .where(Pass.programme_id == programme_id)).scalar_one()
 
 
 def order_carnets(session: Session, programme: Programme, carnet_count: int, *,
@@ -180,7 +181,7 @@ def order_carnets(session: Session, programme: Programme, carnet_count: int, *,
     session.flush()
     # One INSERT … SELECT over the carnet numbers (a recursive CTE, on SQLite and
     # PostgreSQL alike) rather than one parameter set per carnet.
-    carnets = Carnet.__table__
+    carnets = cast(sa.Table, Carnet.__table__)
     numbers = sa.select(sa.literal(last + 1, sa.Integer).label("n")).cte("numbers", recursive=True)
     numbers = numbers.union_all(sa.select(numbers.c.n + 1)
                                 .where(numbers.c.n < last + carnet_count))

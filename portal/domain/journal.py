@@ -163,7 +163,7 @@ def to_csv(session: Session, entries: list[JournalEntry]) -> str:
         return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
     for e in entries:
-        user = users.get(e.actor_user_id)
+        user = users.get(e.actor_user_id) if e.actor_user_id is not None else None
         writer.writerow([safe(x) for x in (
             e.created_at.strftime("%Y-%m-%d %H:%M:%S"), action_label(e.action),
             user.email if user else "système",

@@ -126,7 +126,7 @@ def mandataire_items(session: Session, aptic: Tenant, today: dt.date) -> list[It
         sa.select(Statement.status, sa.func.count()).where(
             Statement.tenant_clause(aptic),
             Statement.status.in_((StatementStatus.BROUILLON, StatementStatus.VALIDE)))
-        .group_by(Statement.status)).all())
+        .group_by(Statement.status)).tuples().all())
     anomalies = _count(session, sa.select(sa.func.count()).select_from(Anomaly).where(
         Anomaly.tenant_clause(aptic), Anomaly.reviewed_at.is_(None)))
     return _kept([
