@@ -1,7 +1,7 @@
 """export jobs: large exports prepared by a worker (issue 16)
 
 Revision ID: 0015_export_jobs
-Revises: 0009_revocation_moment
+Revises: 0016_pass_handed_by (numbered 0015 on its branch; main's 0016 landed first)
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import portal.models.base
 
 
 revision = '0015_export_jobs'
-down_revision = '0009_revocation_moment'
+down_revision = '0016_pass_handed_by'
 branch_labels = None
 depends_on = None
 
