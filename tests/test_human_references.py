@@ -153,3 +153,29 @@ def test_labels_fall_back_to_the_code_of_an_answer_no_longer_offered():
     assert labels.field("total_stock") == "Stock total de pass"
     assert labels.value("valid_until", "2021-12-31") == "31/12/2021"
     assert labels.value("target_publics", ["seniors"]) == "Seniors"
+
+
+def test_journal_names_objects_and_settings_in_french(app, browser_factory):
+    """The action journal showed « programme n° 2 » and « total_stock : 230000 »."""
+    from portal.domain import commanditaires
+    from portal.extensions import db
+    with app.app_context():
+        prog = programme(db.session, "MGP2")
+        planned, name = prog.total_stock, prog.name
+        commanditaires.update_programme(
+            db.session, prog, {"total_stock": planned + 10_000,
+                               "valid_until": prog.valid_until + dt.timedelta(days=1)},
+            actor=Actor(None, prog.commanditaire_id))
+        db.session.commit()
+        new_end = prog.valid_until
+    from portal.formatting import format_count
+    mgp = browser_factory().login("mgp.admin")
+    page = clean(mgp.get("/metropole/mgp/journal-des-actions?action=programme.changed").text)
+    assert f"Programme {name} (MGP2)" in page
+    assert (f"Stock total de pass : {format_count(planned)}" in page
+            and f"Stock total de pass : {format_count(planned + 10_000)}" in page)
+    assert f"Fin de validité : {new_end:%d/%m/%Y}" in page
+    assert "total_stock" not in page and "valid_until" not in page
+    assert not re.search(r"(?i)programme n° ?\d", page)
+    csv_text = mgp.get("/metropole/mgp/journal-des-actions.csv").text
+    assert f"Programme {name} (MGP2)" in csv_text and "total_stock" not in csv_text

@@ -121,6 +121,9 @@ def value(name: str, raw) -> str:
         return ", ".join(target_public(code) for code in raw)
     if isinstance(raw, list):
         return ", ".join(str(v) for v in raw)
+    if isinstance(raw, int):
+        from portal.formatting import format_count
+        return format_count(raw)
     if isinstance(raw, str) and len(raw) == 10 and raw[4:5] == "-" and raw[7:8] == "-":
         try:
             return dt.date.fromisoformat(raw).strftime("%d/%m/%Y")
