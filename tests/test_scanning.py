@@ -8,7 +8,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from portal.domain import accounts, operateurs, scanning
+from portal.domain import accounts, clock, operateurs, scanning
 from portal.domain.ledger import Actor
 from portal.extensions import db
 from portal.models import (Anomaly, AnomalyKind, LedgerEntry, Nature, OperateurProfile, Pass,
@@ -123,15 +123,15 @@ def test_api_expired_forbidden_and_throttled(app, api):
     client, headers, service_id, ids = api
     with app.app_context():
         programme = programme_of(db.session)
-        programme.tolerance_until = dt.date.today() - dt.timedelta(days=1)
-        programme.valid_until = dt.date.today() - dt.timedelta(days=30)
+        programme.tolerance_until = clock.today() - dt.timedelta(days=1)
+        programme.valid_until = clock.today() - dt.timedelta(days=30)
         db.session.commit()
     response = _consume(client, headers, {"code": _code(app, ids[0]), "service_id": service_id},
                         "e1")
     assert response.status_code == 410 and "expiré" in response.json["message"]
     with app.app_context():
         programme = programme_of(db.session)
-        programme.tolerance_until = dt.date.today() + dt.timedelta(days=10)
+        programme.tolerance_until = clock.today() + dt.timedelta(days=10)
         profile = db.session.execute(sa.select(OperateurProfile).where(
             OperateurProfile.structure_id == structure(db.session).id)).scalar_one()
         operateurs.set_qualification(db.session, structure(db.session), Qualification.SUSPENDU,
