@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -126,8 +127,8 @@ def read_context(session: Session, found: Pass, structure: Tenant, service_id: i
 _SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id", "service_id",
                  "service_name", "user_id", "api_token_id", "channel", "amount_cents",
                  "previous_holder_id", "scanned_at", "recorded_at")
-_SCANS = Scan.__table__
-_IDEMPOTENCY_RECORDS = IdempotencyRecord.__table__
+_SCANS = cast(sa.Table, Scan.__table__)
+_IDEMPOTENCY_RECORDS = cast(sa.Table, IdempotencyRecord.__table__)
 _IDEMPOTENCY = (sa.select(IdempotencyRecord.fingerprint, IdempotencyRecord.status_code,
                           IdempotencyRecord.body)
                 .where(IdempotencyRecord.structure_id == _bp("structure_id"),
@@ -218,7 +219,7 @@ class Verdict:
     anomalies: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        body = {"message": self.headline, "detail": self.detail, "serial": self.found.serial,
+        body: dict = {"message": self.headline, "detail": self.detail, "serial": self.found.serial,
                 "programme": self.programme.name,
                 "valid_until": self.programme.valid_until.isoformat()}
         if self.scan is not None:
@@ -562,7 +563,7 @@ def undo(session: Session, scan: Scan, scanner: Scanner, *, reason: str, window_
     if line is not None and line[1] is not StatementStatus.BROUILLON:
         raise Conflict("Le relevé du mois qui contient ce scan est déjà validé : annulation "
                        "impossible.")
-    programme = session.get(Programme, scan.programme_id)
+    programme = session.get_one(Programme, scan.programme_id)
     if line is not None:
         session.delete(line[0])            # draft lines may still change
     scan.cancelled_at = now
