@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from conftest import Browser, make_app
 from helpers import tenant
-from portal.domain import accounts, invitations, journal, members, onboarding
+from portal.domain import accounts, clock, invitations, journal, members, onboarding
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, rights_table_markdown
 from portal.extensions import db
@@ -432,7 +432,7 @@ def test_decisions_write_the_journal(app):
         from portal.models import Habilitation
         habilitation = db.session.execute(sa.select(Habilitation).where(
             Habilitation.revoked_on.is_(None))).scalars().first()
-        mandate.revoke_habilitation(db.session, habilitation, on=dt.date.today(),
+        mandate.revoke_habilitation(db.session, habilitation, on=clock.today(),
                                     reason="départ", actor=Actor(None, aptic.id))
         db.session.commit()
         entries = journal.entries_for(db.session, aptic, limit=5)

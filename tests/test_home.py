@@ -12,7 +12,7 @@ import re
 import sqlalchemy as sa
 
 from helpers import tenant
-from portal.domain import allocation, issuance
+from portal.domain import allocation, clock, issuance
 from portal.domain.ledger import Actor
 from portal.extensions import db
 from portal.models import (Convention, HabilitationRequest, HubOpinion, OperateurProfile, Pass,
@@ -74,7 +74,7 @@ def _ship(prefix: str, commune_slug: str) -> None:
         Convention.commune_id == tenant(db.session, commune_slug).id,
         Convention.programme_id == programme.id,
         Tranche.status == TrancheStatus.DEMANDEE)).scalar_one()
-    day = max(programme.request_window_start, dt.date.today())
+    day = max(programme.request_window_start, clock.today())
     actor = Actor(None, programme.commanditaire_id)
     allocation.confirm_amorcage(db.session, tranche, actor=actor, today=day)
     numbers = allocation.available_carnet_numbers(
@@ -127,7 +127,7 @@ def test_metropole_sees_a_blocking_proposal_and_a_candidate(app, browser):
         held = _count(sa.select(sa.func.count()).select_from(Pass).where(
             Pass.programme_id == ami2.id, Pass.commune_id == neuilly.id))
         candidates = [c for c in allocation.abondement_candidates(db.session, ami2,
-                                                                  dt.date.today())
+                                                                  clock.today())
                       if c.eligible]
         name = ami2.name
         db.session.commit()
@@ -188,7 +188,7 @@ def test_aptic_sees_confirmed_tranches_statements_and_operateurs(app, browser_fa
             Tranche.status == TrancheStatus.DEMANDEE)).scalar_one()
         allocation.confirm_amorcage(db.session, tranche,
                                     actor=Actor(None, ami2.commanditaire_id),
-                                    today=max(ami2.request_window_start, dt.date.today()))
+                                    today=max(ami2.request_window_start, clock.today()))
         profile = db.session.execute(sa.select(OperateurProfile).join(
             Tenant, Tenant.id == OperateurProfile.structure_id).where(
             Tenant.slug == "bondy-mediatheque")).scalar_one_or_none()
@@ -277,9 +277,9 @@ def test_commune_sees_operateurs_to_approve_and_nothing_when_done(app, browser_f
         aubervilliers = tenant(db.session, "aubervilliers")
         for convention in db.session.execute(sa.select(Convention).where(
                 Convention.commune_id == aubervilliers.id)).scalars():
-            convention.signed_by_commune_on = convention.signed_by_commune_on or dt.date.today()
+            convention.signed_by_commune_on = convention.signed_by_commune_on or clock.today()
             convention.referent_designated_on = (convention.referent_designated_on
-                                                 or dt.date.today())
+                                                 or clock.today())
         db.session.execute(sa.update(OperateurProfile).where(
             OperateurProfile.structure_id.in_(sa.select(Tenant.id).where(
                 Tenant.parent_id == aubervilliers.id))).values(

@@ -142,7 +142,8 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
                        Pass.holder_id.is_(None) if run.holder_id is None
                        else Pass.holder_id == run.holder_id)
                 .values(state=to_state, holder_id=to_holder_id, state_changed_at=now,
-                        **_commune_change(nature, to_holder_id))
+                        **_commune_change(nature, to_holder_id),
+                        **({"handed_by_id": actor.user_id} if nature is N.DISTRIBUTION else {}))
                 .execution_options(synchronize_session=False))
             if result.rowcount != run.count:
                 raise Conflict("Ces pass viennent d'être modifiés par une autre opération. "

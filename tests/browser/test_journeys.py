@@ -33,6 +33,7 @@ import zxingcpp
 from PIL import Image
 
 from helpers import next_totp_code
+from portal.domain import clock
 from portal.demo_operateurs import select_pass_ids
 from portal.domain import (accounts, allocation, calendar, custody, distribution, keys, ledger,
                            operateurs, scanning, serials, settlement)
@@ -237,7 +238,7 @@ def test_referent_confirms_reception_and_splits_carnets_to_the_ccas(app, watched
         prog, montreuil = conv.programme, conv.commune
         tranche = session.execute(sa.select(Tranche).where(
             Tranche.convention_id == conv.id)).scalar_one()
-        today = dt.date.today()
+        today = clock.today()
         allocation.confirm_amorcage(session, tranche, actor=Actor(None, prog.commanditaire_id),
                                     today=today)
         numbers = allocation.available_carnet_numbers(session, prog, 500)
