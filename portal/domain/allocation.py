@@ -216,32 +216,32 @@ def amorcage_conditions(session: Session, convention: Convention) -> list[Condit
 
 @dataclass(frozen=True)
 class Stock:
-    acquired: int       # art. 6: pass the Métropole acquires for all communes
+    """The commitments against the shared stock (art. 6): the Métropole « prévoit
+    l'acquisition » of ``planned`` pass for all communes; MGP confirms tranches
+    against it before or after the pass are ordered, and restitutions (art. 11)
+    make room again: planned + restituted = committed + available.
+
+    These are commitments, not pass: the pass that exist and where they are
+    are the terms of ``dashboards.pass_stock`` (émis = Σ pass per state)."""
+    planned: int        # programme.total_stock (art. 6)
     committed: int      # confirmed tranches (shipped or not)
-    delivered: int      # received by communes
     restituted: int     # given back under art. 11
-    available: int
+    available: int      # still to commit in tranches (« restant à engager »)
 
 
 def stock(session: Session, programme: Programme) -> Stock:
-    """The shared stock (art. 6): acquired − confirmed tranches + restitutions."""
+    """The shared stock (art. 6): planned − confirmed tranches + restitutions."""
     committed = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Tranche.quantity), 0))
         .join(Convention, Convention.id == Tranche.convention_id)
         .where(Convention.programme_id == programme.id, Tranche.status.in_(COMMITTED))).scalar()
-    delivered = session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(Tranche.received_quantity), 0))
-        .join(Convention, Convention.id == Tranche.convention_id)
-        .where(Convention.programme_id == programme.id,
-               Tranche.status == TrancheStatus.RECUE)).scalar()
     restituted = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Sanction.quantity), 0))
         .join(Convention, Convention.id == Sanction.convention_id)
         .where(Convention.programme_id == programme.id,
                Sanction.kind == SanctionKind.RESTITUTION)).scalar()
-    committed, delivered, restituted = int(committed), int(delivered), int(restituted)
-    return Stock(acquired=programme.total_stock, committed=committed, delivered=delivered,
-                 restituted=restituted,
+    committed, restituted = int(committed), int(restituted)
+    return Stock(planned=programme.total_stock, committed=committed, restituted=restituted,
                  available=programme.total_stock - committed + restituted)
 
 

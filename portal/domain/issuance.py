@@ -15,7 +15,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import calendar, custody, keys, ledger, serials
+from portal.domain import calendar, custody, keys, labels, ledger, serials
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
 from portal.domain.permissions import TenantKind
@@ -23,14 +23,7 @@ from portal.models import Carnet, Pass, PassOrder, Programme, Tenant, utcnow
 from portal.models.issuance import PassState
 from portal.models.ledger import Nature
 
-TARGET_PUBLICS = {
-    "demandeurs_emploi": "Demandeurs d'emploi",
-    "seniors": "Seniors",
-    "habitants_qpv": "Habitants des quartiers prioritaires (QPV)",
-    "jeunes": "Jeunes de 16 à 25 ans",
-    "allocataires_minima": "Allocataires de minima sociaux",
-    "personnes_handicap": "Personnes en situation de handicap",
-}
+TARGET_PUBLICS = labels.TARGET_PUBLICS     # the one mapping place of labels
 
 # AMI 1 defaults, from the MGP–commune convention.
 AMI1_DEFAULTS = dict(

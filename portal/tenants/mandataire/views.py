@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import abort, current_app, flash, send_file, url_for
 
-from portal.domain import commanditaires, issuance, ledger
+from portal.domain import commanditaires, issuance, ledger, references
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.formatting import format_count
@@ -38,6 +38,10 @@ def issuance_page():
     return render("tenants/mandataire/issuance.html", rows=rows, print_jobs=print_jobs)
 
 
+def _order_reference(order: PassOrder) -> str:
+    return references.order(order, references.order_ranks(db.session, order.programme_id))
+
+
 @bp.route("/emission/commandes", methods=["POST"], permission=Permission.ISSUE_PASS)
 def create_order():
     programme = get_or_404(Programme, forms.integer("programme_id", "Programme", minimum=1))
@@ -45,8 +49,8 @@ def create_order():
     commanditaires.ensure_running(programme, today(), "nouvelle commande")
     order = issuance.order_carnets(db.session, programme, count, actor=current_actor())
     db.session.commit()
-    flash(f"Commande n° {order.id} enregistrée : {format_count(count)} carnets émis "
-          f"(n° {order.first_carnet_number} à {order.last_carnet_number}). Ils seront activés "
+    flash(f"{_order_reference(order)} enregistrée : {format_count(count)} carnets émis. "
+          "Ils seront activés "
           "lorsque le commanditaire aura enregistré son numéro de mandat.", "success")
     return redirect_to(url_for(".issuance_page"))
 
@@ -57,7 +61,7 @@ def activate_order(order_id: int):
     order = get_or_404(PassOrder, order_id)
     count = issuance.activate_order(db.session, order, actor=current_actor())
     db.session.commit()
-    flash(f"Commande n° {order.id} activée : {format_count(count)} pass entrent dans le stock du "
+    flash(f"{_order_reference(order)} activée : {format_count(count)} pass entrent dans le stock du "
           "commanditaire.", "success")
     return redirect_to(url_for(".issuance_page"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, url_for
 
-from portal.domain import allocation
+from portal.domain import allocation, dashboards
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.formatting import format_count
@@ -42,6 +42,7 @@ def allocation_page(programme_id: int):
     return render("tenants/metropole/allocation.html", programme=programme, today=day,
                   conventions=conventions, candidates=candidates, checklists=checklists,
                   tranches=tranches, stock=allocation.stock(db.session, programme),
+                  ps=dashboards.pass_stock(db.session, programme),
                   missing_conventions=missing_conventions)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, request, url_for
 
-from portal.domain import calendar, issuance
+from portal.domain import calendar, issuance, references
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.models import PassOrder, Programme, Tenant
@@ -81,7 +81,8 @@ def record_payment(order_id: int):
         db.session, order, forms.text("payment_reference", "Numéro de mandat", max_length=60),
         actor=current_actor())
     db.session.commit()
-    flash(f"Numéro de mandat enregistré pour la commande n° {order.id} : #APTIC peut "
+    reference = references.order(order, references.order_ranks(db.session, order.programme_id))
+    flash(f"Numéro de mandat enregistré pour la {references.lower_first(reference)} : #APTIC peut "
           "maintenant activer ses pass.", "success")
     return redirect_to(url_for(".programme", programme_id=order.programme_id))
 
