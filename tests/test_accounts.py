@@ -92,6 +92,9 @@ def test_demo_data_is_refused_outside_development(leg, tmp_path):
                        **PRODUCTION_QUEUE)
         result = app.test_cli_runner().invoke(args=["demo-data"])
         assert result.exit_code != 0 and "réservées au développement" in result.output
+        # Nor are verification codes ever printed there.
+        result = app.test_cli_runner().invoke(args=["demo-pass"])
+        assert result.exit_code != 0 and "Réservé au développement" in result.output
         with app.app_context():
             assert _count(User) == 0
             db.session.remove()

@@ -613,15 +613,56 @@ def confirm_reception(session: Session, tranche: Tranche, *, received_carnets: i
 
 # ---------------------------------------------------------------- répartition (art. 7)
 
-def _carnets_held(session: Session, programme: Programme, holder_id: int, state: S) -> list[int]:
-    """Ids of carnets whose pass are all in ``state`` held by ``holder_id``."""
+def _carnets_held(session: Session, programme: Programme, holder_id: int, state: S
+                  ) -> list[tuple[int, int]]:
+    """(id, number) of the carnets whose pass are all in ``state`` held by
+    ``holder_id``, by number."""
     return list(session.execute(
-        sa.select(Carnet.id).join(Pass, Pass.carnet_id == Carnet.id)
+        sa.select(Carnet.id, Carnet.number).join(Pass, Pass.carnet_id == Carnet.id)
         .where(Carnet.programme_id == programme.id)
         .group_by(Carnet.id, Carnet.number)
         .having(sa.func.sum(sa.case((sa.and_(Pass.state == state, Pass.holder_id == holder_id),
                                      1), else_=0)) == programme.pass_per_carnet)
-        .order_by(Carnet.number)).scalars())
+        .order_by(Carnet.number)).tuples())
+
+
+@dataclass(frozen=True)
+class CarnetMove:
+    """Whole carnets given to (or taken back from) a structure: their numbers
+    and the pass they hold."""
+    numbers: list[int]
+    pass_count: int
+
+    @property
+    def text(self) -> str:
+        return describe_carnets(self.numbers)
+
+
+def describe_carnets(numbers: list[int]) -> str:
+    """« 50 carnets, n° 501 à 550 », « 3 carnets, n° 1 à 2 et 7 »: carnets
+    named by their numbers, in ranges (the répartition speaks in carnets)."""
+    if not numbers:
+        return "aucun carnet"
+    ranges = [f"{first}" if first == last else f"{first} à {last}"
+              for first, last in as_ranges(numbers)]
+    listed = ranges[0] if len(ranges) == 1 else ", ".join(ranges[:-1]) + " et " + ranges[-1]
+    count = len(set(numbers))
+    return f"{format_count(count)} carnet{'s' if count > 1 else ''}, n° {listed}"
+
+
+def structure_carnets(session: Session, programme: Programme, commune: Tenant
+                      ) -> dict[int, list[int]]:
+    """Per structure of the commune, the numbers of the carnets it was given
+    and still holds pass of, not handed out (état réparti)."""
+    rows = session.execute(
+        sa.select(Pass.holder_id, Carnet.number).join(Carnet, Carnet.id == Pass.carnet_id)
+        .where(Pass.programme_id == programme.id, Pass.commune_id == commune.id,
+               Pass.state == S.REPARTI)
+        .group_by(Pass.holder_id, Carnet.number).order_by(Carnet.number)).all()
+    found: dict[int, list[int]] = {}
+    for holder, number in rows:
+        found.setdefault(holder, []).append(number)
+    return found
 
 
 def structure_stocks(session: Session, programme: Programme, commune: Tenant) -> dict[int, int]:
@@ -648,8 +689,9 @@ def _check_structure(commune: Tenant, structure: Tenant) -> None:
 
 
 def split_carnets(session: Session, convention: Convention, structure: Tenant,
-                  carnet_count: int, *, actor: Actor) -> int:
-    """The référent gives whole carnets of the commune's stock to a prescripteur structure."""
+                  carnet_count: int, *, actor: Actor) -> CarnetMove:
+    """The référent gives whole carnets of the commune's stock (the lowest
+    numbers first) to a prescripteur structure."""
     commune, programme = convention.commune, convention.programme
     _check_structure(commune, structure)
     if carnet_count < 1:
@@ -658,16 +700,19 @@ def split_carnets(session: Session, convention: Convention, structure: Tenant,
     if carnet_count > len(carnets):
         raise Conflict(f"La commune ne détient que {len(carnets)} carnet(s) non répartis.",
                        field="carnet_count")
-    return custody.move(session, programme, nature=Nature.REPARTITION,
-                        criteria=[Pass.carnet_id.in_(carnets[:carnet_count])],
-                        to_holder_id=structure.id, expected_holder_id=commune.id, actor=actor,
-                        ref_type="structure", ref_id=structure.id,
-                        expected_count=carnet_count * programme.pass_per_carnet)
+    chosen = carnets[:carnet_count]
+    moved = custody.move(session, programme, nature=Nature.REPARTITION,
+                         criteria=[Pass.carnet_id.in_([cid for cid, _n in chosen])],
+                         to_holder_id=structure.id, expected_holder_id=commune.id, actor=actor,
+                         ref_type="structure", ref_id=structure.id,
+                         expected_count=carnet_count * programme.pass_per_carnet)
+    return CarnetMove([number for _cid, number in chosen], moved)
 
 
 def take_back_carnets(session: Session, convention: Convention, structure: Tenant,
-                      carnet_count: int, *, actor: Actor) -> int:
-    """The référent takes back whole carnets not yet handed out."""
+                      carnet_count: int, *, actor: Actor) -> CarnetMove:
+    """The référent takes back whole carnets not yet handed out (the highest
+    numbers first)."""
     commune, programme = convention.commune, convention.programme
     _check_structure(commune, structure)
     if carnet_count < 1:
@@ -676,11 +721,13 @@ def take_back_carnets(session: Session, convention: Convention, structure: Tenan
     if carnet_count > len(carnets):
         raise Conflict(f"{structure.name} ne détient que {len(carnets)} carnet(s) complet(s) "
                        "non distribués.", field="carnet_count")
-    return custody.move(session, programme, nature=Nature.REPRISE,
-                        criteria=[Pass.carnet_id.in_(carnets[-carnet_count:])],
-                        to_holder_id=commune.id, expected_holder_id=structure.id, actor=actor,
-                        ref_type="structure", ref_id=structure.id,
-                        expected_count=carnet_count * programme.pass_per_carnet)
+    chosen = carnets[-carnet_count:]
+    moved = custody.move(session, programme, nature=Nature.REPRISE,
+                         criteria=[Pass.carnet_id.in_([cid for cid, _n in chosen])],
+                         to_holder_id=commune.id, expected_holder_id=structure.id, actor=actor,
+                         ref_type="structure", ref_id=structure.id,
+                         expected_count=carnet_count * programme.pass_per_carnet)
+    return CarnetMove([number for _cid, number in chosen], moved)
 
 
 # ---------------------------------------------------------------- sanctions (art. 11)
@@ -712,7 +759,7 @@ def order_sanction(session: Session, convention: Convention, kind: SanctionKind,
         session.add(sanction)
         session.flush()
         custody.move(session, programme, nature=Nature.RESTITUTION,
-                     criteria=[Pass.carnet_id.in_(carnets[:wanted])],
+                     criteria=[Pass.carnet_id.in_([cid for cid, _n in carnets[:wanted]])],
                      to_holder_id=programme.commanditaire_id, actor=actor, reason=reason,
                      ref_type="sanction", ref_id=sanction.id, expected_count=quantity)
         return sanction

@@ -285,7 +285,10 @@ def test_referent_confirms_reception_and_splits_carnets_to_the_ccas(app, watched
     page.locator("main form").get_by_role("button", name="Valider").click()
     page.wait_for_load_state()
     text = main_text(watched)
-    assert f"{count(1200)} pass confiés à CCAS de Montreuil." in text
+    # In carnets, named (issue 15): the lowest numbers of the commune's stock.
+    assert re.search(r"120 carnets, n° (\d+) à (\d+), confiés à CCAS de Montreuil\.", text)
+    first, last = map(int, re.search(r"120 carnets, n° (\d+) à (\d+), confiés", text).groups())
+    assert last - first == 119
     assert f"stock de la commune non réparti : {count(3800)} pass" in text
     row = page.locator("table tr", has_text="CCAS de Montreuil").inner_text()
     assert row.split("\t")[-1].strip() == count(1200)

@@ -79,7 +79,8 @@ def convention(convention_id: int):
     return render("tenants/metropole/convention.html", convention=found, events=events,
                   sanctions=sanctions, tranches=tranches, figures=figures, today=today(),
                   conditions=allocation.amorcage_conditions(db.session, found),
-                  sanction_kinds=list(SanctionKind))
+                  progress=allocation.amorcage_progress(db.session, found),
+                  steps=allocation.AMORCAGE_STEPS, sanction_kinds=list(SanctionKind))
 
 
 @bp.route("/conventions/<int:convention_id>/signature", methods=["POST"],
