@@ -95,7 +95,7 @@ def prepare(carnets: int) -> tuple[list[str], list[str]]:
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"{PG}/{DB_NAME}", "PORTAL_ENV": "development"})
     with app.app_context():
         upgrade()
-        load_demo_data(db.session)
+        load_demo_data(db.session, history=False)   # no scan history: a stable baseline
         db.session.commit()
         programme = db.session.execute(sa.select(Programme).where(
             Programme.prefix == "MGP2")).scalar_one()

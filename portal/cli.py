@@ -72,6 +72,43 @@ def demo_data_command():
                else "Données de démonstration déjà présentes : rien à faire.")
 
 
+@click.command("demo-pass")
+@click.option("--count", default=3, show_default=True, type=click.IntRange(1, 50),
+              help="Nombre de pass à afficher.")
+@with_appcontext
+def demo_pass_command(count):
+    """Print demo pass to scan now: handed out, not scanned (development only)."""
+    import sqlalchemy as sa
+
+    from portal.domain import keys, serials
+    from portal.extensions import db
+    from portal.models import Carnet, Pass, PassState, Tenant
+    if current_app.config["PORTAL_ENV"] not in ("development", "testing"):
+        raise click.ClickException("Réservé au développement (PORTAL_ENV=development) : "
+                                   "les codes de vérification ne s'affichent jamais ailleurs.")
+    rows = db.session.execute(
+        sa.select(Pass, Carnet.number, Tenant.name).join(Carnet, Carnet.id == Pass.carnet_id)
+        .join(Tenant, Tenant.id == Pass.holder_id)
+        .where(Pass.state == PassState.DISTRIBUE).order_by(Pass.id).limit(count)).all()
+    if not rows:
+        raise click.ClickException("Aucun pass remis et non scanné : chargez d'abord les données "
+                                   "de démonstration (flask --app wsgi demo-data).")
+    ring, base = keys.pass_ring(), current_app.config["PASS_BASE_URL"]
+    for found, number, holder in rows:
+        code = serials.verification_code(ring, found.key_id, found.serial)
+        click.echo(f"Pass {found.serial} (carnet n° {number}, remis par {holder})")
+        click.echo(f"  code de vérification : {code}")
+        click.echo(f"  QR code : {serials.qr_payload(base, ring, found.key_id, found.serial)}")
+    operateurs = db.session.execute(
+        sa.select(Tenant.slug).where(Tenant.parent_id == rows[0][0].commune_id,
+                                     Tenant.is_operateur.is_(True)).order_by(Tenant.slug)
+    ).scalars().all()
+    if operateurs:
+        click.echo("À valider par un lieu de la même commune, par exemple connecté comme "
+                   f"operateur.{operateurs[0]} : ouvrez l'adresse du QR code, ou Scanner → "
+                   "Saisie manuelle avec le numéro et le code de vérification.")
+
+
 @click.command("setup")
 @click.option("--email", default=None, help="Adresse du premier administrateur #APTIC.")
 @click.option("--issuer-name", default="#APTIC", show_default=True,
@@ -246,6 +283,7 @@ def print_carnets_command(prefix, first, last, output, commune):
 def init_app(app):
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_data_command)
+    app.cli.add_command(demo_pass_command)
     app.cli.add_command(setup_command)
     app.cli.add_command(ledger_cli)
     app.cli.add_command(export_programme_command)

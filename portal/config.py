@@ -110,6 +110,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "PORTAL_PROXIES": int(env.get("PORTAL_PROXIES", "0") or 0),
         # Where print jobs write their PDFs (shared by every worker).
         "PRINT_DIR": env.get("PRINT_DIR", str(INSTANCE_DIR / "prints")),
+        # Where export jobs write their files (shared by every web host and worker),
+        # and how long a finished export stays downloadable.
+        "EXPORT_DIR": env.get("EXPORT_DIR", str(INSTANCE_DIR / "exports")),
+        "EXPORT_TTL_HOURS": int(env.get("EXPORT_TTL_HOURS", "24") or 24),
         # Development/tests only: pretend today is this ISO date (see portal/web/clock.py).
         "PORTAL_TODAY": env.get("PORTAL_TODAY") if relaxed else None,
         "MAIL_SENDER": env.get("MAIL_SENDER", "ne-pas-repondre@pass-numerique.example"),

@@ -17,6 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option of a connection that only reads, for long (an export job):
+# on SQLite its transaction begins DEFERRED — in WAL mode it reads one snapshot
+# without holding the write lock that every other connection would wait for.
+LONG_READ = "portal_long_read"
 CONNECT_TIMEOUT_S = 5
 
 
@@ -44,4 +48,5 @@ def configure_engine(engine: sa.engine.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(LONG_READ)
+                             else "BEGIN IMMEDIATE")

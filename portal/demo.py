@@ -7,6 +7,7 @@ password ``DEMO_PASSWORD`` — development only.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import sqlalchemy as sa
@@ -16,7 +17,8 @@ from portal import demo_operateurs
 from portal.domain import accounts, allocation, clock, distribution, issuance, mandate
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, TenantKind
-from portal.models import OpinionKind, ProgrammePerimeter, Tenant
+from portal.formatting import PARIS
+from portal.models import Convention, OpinionKind, ProgrammePerimeter, Programme, Tenant
 
 DEMO_PASSWORD = "demo-pass-numerique"
 # Second factor of the demo administrators (development only: the demo data
@@ -52,6 +54,36 @@ STRUCTURES = [
 ]
 
 
+# The demo's history (issue 15): ``flask --app wsgi demo-data`` tells the
+# last two months, so that each role finds its job waiting right after
+# ``make run``. Everything up to the scans happens on the first day of the
+# month before last (the one clock pretends it): Neuilly-Plaisance receives
+# its 5 000-pass amorçage, its référent gives carnets to the CCAS and the
+# centre social, their prescripteurs hand out 256 carnets. Through the scan
+# path, the month before last the médiathèque and the centre social scan
+# 2 490 pass — #APTIC closes that month and validates both statements (to
+# pay) — and last month the médiathèque scans 10 more: that month is
+# closed, its statement a draft to validate. Neuilly-Plaisance thus stands
+# at 2 490 consumed pass of 5 000 (49,8 %, 10 missing for an abondement,
+# convention art. 5): validating the draft makes it a candidate. The test
+# suite's shared template loads the demo without that history
+# (``history=False``: its 2 500 scans take half a minute); tests/test_demo.py
+# loads and checks the whole of it.
+MORE_SPLIT = {"neuilly-plaisance-ccas": 250}          # carnets given for the history
+MORE_HANDED_OUT = {"neuilly-plaisance-ccas": 244, "neuilly-plaisance-centre-social": 6}
+UNSCANNED = 6        # the CCAS's carnets 1 to 6 stay handed out, for a person to scan
+CONSUMED = {"neuilly-plaisance-mediatheque": 1250, "neuilly-plaisance-centre-social": 1240}
+TO_VALIDATE = ("neuilly-plaisance-mediatheque", 10)
+AGES = ["60_plus", "26_59", "moins_26"]
+EQUIPMENT = ["smartphone", "aucun", "ordinateur"]
+
+
+def history_start(today: dt.date) -> dt.date:
+    """The first day of the month before last: the day the demo's story starts."""
+    last_month = today.replace(day=1) - dt.timedelta(days=1)
+    return (last_month.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
 def de(name: str) -> str:
     """French « de » before a name, elided before a vowel sound."""
     return ("d'" if name[:1].upper() in "AEIOUYÉÈÊÂÎÔÛ" else "de ") + name
@@ -77,20 +109,21 @@ def _user(session: Session, local: str, name: str, tenant: Tenant, role: Role,
     accounts.add_membership(session, user, tenant, role)
 
 
-def _programmes(session: Session, mgp: Tenant, aptic: Tenant) -> None:
-    """AMI 1 with the convention's dates; AMI 2 current, with activated stock."""
+def _programmes(session: Session, mgp: Tenant, aptic: Tenant, year: int) -> None:
+    """AMI 1 with the convention's dates; AMI 2 current (``year``, its window
+    opened by the start of the demo's history), with activated stock."""
     communes = session.execute(sa.select(Tenant).where(
         Tenant.kind == TenantKind.COMMUNE).order_by(Tenant.name)).scalars().all()
     publics = ["demandeurs_emploi", "seniors", "habitants_qpv"]
     ami1 = issuance.create_programme(
         session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 1",
         prefix="MGP1", target_publics=publics)
-    year = clock.today().year
     ami2 = issuance.create_programme(
         session, commanditaire=mgp, issuer=aptic, name="Pass Numérique MGP — AMI 2",
         prefix="MGP2", total_stock=230_000, target_publics=publics + ["jeunes"],
         valid_until=dt.date(year + 1, 12, 31), tolerance_until=dt.date(year + 2, 1, 31),
-        request_window_start=dt.date(year, 1, 1), request_window_end=dt.date(year + 1, 10, 1),
+        request_window_start=min(dt.date(year, 1, 1), clock.today()),
+        request_window_end=dt.date(year + 1, 10, 1),
         convention_ends_on=dt.date(year + 1, 10, 31), experience_due_on=dt.date(year + 1, 9, 1))
     for programme in (ami1, ami2):
         for commune in communes:
@@ -159,9 +192,10 @@ def _mandate(session: Session, programme, today: dt.date) -> None:
     """The convention de mandat, habilitations and a few distributions (délibération 2022)."""
     aptic = session.get(Tenant, programme.issuer_id)
     mgp = session.get(Tenant, programme.commanditaire_id)
-    accord_end = dt.date(today.year + 1, 12, 31)
+    year = programme.valid_until.year - 1          # AMI 2's year
+    accord_end = dt.date(year + 1, 12, 31)
     mandat = mandate.create_mandate(
-        session, mandant=mgp, mandataire=aptic, reference=f"MANDAT-MGP-{today.year}",
+        session, mandant=mgp, mandataire=aptic, reference=f"MANDAT-MGP-{year}",
         accord_cadre_reference="2019.DTCI.AO.034", accord_cadre_ends_on=accord_end,
         starts_on=programme.request_window_start, ends_on=mandate.add_months(accord_end, 12),
         advance_ceiling_cents=50_000_000, fee_cents=1_200_000,
@@ -179,17 +213,7 @@ def _mandate(session: Session, programme, today: dt.date) -> None:
         mandate.grant_habilitation(session, mandat, user=user, structure=structure,
                                    starts_on=programme.request_window_start,
                                    ends_on=mandat.ends_on, actor=aptic_actor, today=today)
-    user, structure = agent("neuilly-plaisance-ccas")
-    stock = distribution.structure_stock(session, structure)[programme.id]
-    for index, (number, _left) in enumerate(stock[:6]):
-        distribution.hand_out(
-            session, programme=programme, structure=structure, user_id=user.id,
-            carnet_number=number, pass_count=None,
-            target_public=programme.target_publics[index % len(programme.target_publics)],
-            needs=["demarches", "courriel"][: 1 + index % 2],
-            answers={"tranche_age": "60_plus", "equipement": "smartphone",
-                     "orientation": "service_social"},
-            request_token=f"demo-{number}", today=today)
+    _hand_out(session, programme, "neuilly-plaisance-ccas", 6, today, varied=False)
     commune = session.execute(sa.select(Tenant).where(Tenant.slug == "montreuil")).scalar_one()
     user, structure = agent("montreuil-ccas")
     mandate.request_habilitation(session, commune, user=user, structure=structure,
@@ -197,10 +221,118 @@ def _mandate(session: Session, programme, today: dt.date) -> None:
                                  actor=Actor(None, commune.id))
 
 
-def load_demo_data(session: Session) -> bool:
-    """Create the demo tenants and users; returns False if already there."""
+def _hand_out(session: Session, programme, slug: str, count: int, today: dt.date, *,
+              varied: bool = True) -> None:
+    """The structure's prescripteur hands out its first ``count`` carnets in
+    stock, through the hand-out screen's function (convention art. 8);
+    ``varied``: answers that vary from one beneficiary to the next."""
+    user = accounts.find_user(session, f"prescripteur.{slug}@{DOMAIN}")
+    structure = session.execute(sa.select(Tenant).where(Tenant.slug == slug)).scalar_one()
+    stock = distribution.structure_stock(session, structure)[programme.id]
+    for index, (number, _left) in enumerate(stock[:count]):
+        distribution.hand_out(
+            session, programme=programme, structure=structure, user_id=user.id,
+            carnet_number=number, pass_count=None,
+            target_public=programme.target_publics[index % len(programme.target_publics)],
+            needs=["demarches", "courriel", "smartphone"][: 1 + index % (3 if varied else 2)],
+            answers={"tranche_age": AGES[index % len(AGES) if varied else 0],
+                     "equipement": EQUIPMENT[index % len(EQUIPMENT) if varied else 0],
+                     "orientation": "service_social"},
+            request_token=f"demo-{number}", today=today)
+
+
+def _more_carnets(session: Session) -> None:
+    """The history's répartition and hand-outs (on the pretended first day)."""
+    programme = session.execute(sa.select(Programme).where(
+        Programme.prefix == "MGP2")).scalar_one()
+    neuilly = session.execute(sa.select(Convention).join(Tenant, Tenant.id == Convention.commune_id)
+                              .where(Tenant.slug == "neuilly-plaisance",
+                                     Convention.programme_id == programme.id)).scalar_one()
+    for slug, carnets in MORE_SPLIT.items():
+        structure = session.execute(sa.select(Tenant).where(Tenant.slug == slug)).scalar_one()
+        allocation.split_carnets(session, neuilly, structure, carnets,
+                                 actor=Actor(None, programme.commanditaire_id))
+    for slug, count in MORE_HANDED_OUT.items():
+        _hand_out(session, programme, slug, count, clock.today())
+
+
+def _scan_moments(first: dt.date, count: int, *, from_day: int, per_day: int, minutes: int):
+    """``count`` moments (UTC) of the month of ``first``: ``per_day`` a day from
+    day ``from_day``, one every ``minutes`` from 9:00 Paris time (never the
+    ten pass of one carnet within a quarter of an hour: no burst anomaly)."""
+    for k in range(count):
+        day = first + dt.timedelta(days=from_day - 1 + k // per_day)
+        start = dt.datetime.combine(day, dt.time(9), PARIS)
+        yield (start + dt.timedelta(minutes=minutes * (k % per_day))).astimezone(dt.timezone.utc)
+
+
+def _history(session: Session, today: dt.date) -> None:
+    """The scans of the demo's last two months, made through the scan path
+    (``scanning.consume``) on their day; then #APTIC closes both months
+    (``settlement.close_month``) and validates the first one's statements."""
+    from flask import current_app
+
+    from portal.domain import keys, operateurs, scanning, serials, settlement
+    from portal.models import Carnet, Channel, Pass
+    from portal.models.issuance import PassState
+    programme = session.execute(sa.select(Programme).where(
+        Programme.prefix == "MGP2")).scalar_one()
+    neuilly = session.execute(sa.select(Tenant).where(
+        Tenant.slug == "neuilly-plaisance")).scalar_one()
+    before, last = history_start(today), (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    pending = session.execute(
+        sa.select(Pass).join(Carnet, Carnet.id == Pass.carnet_id)
+        .where(Pass.programme_id == programme.id, Pass.commune_id == neuilly.id,
+               Pass.state == PassState.DISTRIBUE, Carnet.number > UNSCANNED)
+        .order_by(Carnet.number, Pass.id)).scalars().all()
+    plan = [slug for slug, n in CONSUMED.items() for _ in range(n)] + [TO_VALIDATE[0]] * TO_VALIDATE[1]
+    assert len(pending) == len(plan), (len(pending), len(plan))
+    moments = list(_scan_moments(before, sum(CONSUMED.values()), from_day=2, per_day=100,
+                                 minutes=5))
+    moments += list(_scan_moments(last, TO_VALIDATE[1], from_day=10, per_day=20, minutes=20))
+    base = current_app.config.get("PASS_BASE_URL") or "HTTP://127.0.0.1:5000"
+    ring = keys.pass_ring()
+    scanners, services = {}, {}
+    for slug in set(plan):
+        structure = session.execute(sa.select(Tenant).where(Tenant.slug == slug)).scalar_one()
+        agent = accounts.find_user(session, f"operateur.{slug}@{DOMAIN}")
+        scanners[slug] = scanning.Scanner(structure, agent.id)
+        services[slug] = [s.id for s in operateurs.active_services(session, structure.id)]
+    for k, (found, slug, moment) in enumerate(zip(pending, plan, moments)):
+        with clock.pretending(moment.astimezone(PARIS).date()):
+            scanning.consume(session, scanning.ScanInput(
+                code=serials.qr_payload(base, ring, found.key_id, found.serial),
+                service_id=services[slug][k % len(services[slug])], channel=Channel.CAMERA),
+                scanners[slug], now=moment)
+    aptic = session.execute(sa.select(Tenant).where(Tenant.slug == "aptic")).scalar_one()
+    admin = accounts.find_user(session, f"aptic.admin@{DOMAIN}")
+    for statement in settlement.close_month(session, before.strftime("%Y-%m")):
+        settlement.validate(session, statement, actor=Actor(admin.id, aptic.id))
+    settlement.close_month(session, last.strftime("%Y-%m"))
+
+
+def load_demo_data(session: Session, *, history: bool = True) -> bool:
+    """Create the demo tenants, users and their story; returns False if
+    already there. Everything before the scans happens on the first day of
+    the month before last (the clock pretends it), the scans on their day,
+    the month closings today: the ledger's timestamps follow its order.
+    ``history=False`` (the test suite's shared template) stops before the
+    history: everything happens today, no scan, no statement."""
     if session.execute(sa.select(Tenant).where(Tenant.slug == "mgp")).scalar_one_or_none():
         return False
+    today = clock.today()
+    with clock.pretending(history_start(today)) if history else contextlib.nullcontext():
+        _tenants_and_allocation(session, today.year)
+        if history:
+            _more_carnets(session)
+    if history:
+        _history(session, today)
+    from portal.domain import ledger
+    ledger.seal(session, commit=False)     # the demo's ledger entries, as the sealer would
+    return True
+
+
+def _tenants_and_allocation(session: Session, year: int) -> None:
     mgp = Tenant(kind=TenantKind.METROPOLE, slug="mgp", name="Métropole du Grand Paris",
                  address_line="15-19 avenue Pierre Mendès-France", postal_code="75013",
                  city="Paris")
@@ -247,13 +379,10 @@ def load_demo_data(session: Session) -> bool:
                       structure, Role.OPERATEUR_AGENT, pw)
                 _user(session, f"admin.{slug}-{suffix}", f"Responsable {pattern.format(de_city=de(city))}",
                       structure, Role.OPERATEUR_ADMIN, pw)
-    _programmes(session, mgp, aptic)
+    _programmes(session, mgp, aptic, year)
     # A person working for two tenants, to show the tenant switcher.
     user = accounts.find_user(session, f"referent.neuilly-plaisance@{DOMAIN}")
     ccas = session.execute(sa.select(Tenant).where(
         Tenant.slug == "neuilly-plaisance-ccas")).scalar_one()
     accounts.add_membership(session, user, ccas, Role.PRESCRIPTEUR_AGENT)
     demo_operateurs.load_operateur_demo(session)
-    from portal.domain import ledger
-    ledger.seal(session, commit=False)     # the demo's ledger entries, as the sealer would
-    return True

@@ -55,3 +55,27 @@ def format_datetime(value: dt.datetime | None) -> str:
     if value.tzinfo:
         value = value.astimezone(PARIS)
     return value.strftime("%d/%m/%Y à %H:%M")
+
+
+_VOWELS = "AEIOUYÀÂÄÉÈÊËÎÏÔÖÙÛÜŸ"
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+          "octobre", "novembre", "décembre")
+
+
+def of_place(name: str) -> str:
+    """« de Bondy », « d'Aubervilliers », « du Blanc-Mesnil », « des Lilas »."""
+    if name.startswith("Le "):
+        return "du " + name[3:]
+    if name.startswith("Les "):
+        return "des " + name[4:]
+    if name[:1].upper() in _VOWELS:
+        return "d'" + name
+    return "de " + name
+
+
+def format_month(period: str) -> str:
+    """'2021-03' → 'mars 2021' (a period stays as is when it is not YYYY-MM)."""
+    year, _, month = period.partition("-")
+    if year.isdigit() and month.isdigit() and 1 <= int(month) <= 12:
+        return f"{MONTHS[int(month) - 1]} {year}"
+    return period

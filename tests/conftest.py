@@ -59,8 +59,10 @@ def _migrate(url: str, demo: bool) -> None:
     with app.app_context():
         upgrade()
         if demo:
+            # Without the demo's two months of history (2 500 scans, half a
+            # minute): tests/test_demo.py loads and checks the whole demo.
             from portal.demo import load_demo_data
-            load_demo_data(db.session)
+            load_demo_data(db.session, history=False)
             db.session.commit()
         db.session.remove()
         db.engine.dispose()
@@ -146,6 +148,7 @@ def leg(tmp_path_factory):
 def _app_fixture(leg, tmp_path, demo: bool, **overrides):
     url = leg.new_database(demo, tmp_path)
     overrides.setdefault("PRINT_DIR", str(tmp_path / "prints"))
+    overrides.setdefault("EXPORT_DIR", str(tmp_path / "exports"))
     app = make_app(url, **overrides)
     yield app
     from portal.extensions import db

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from conftest import Browser, make_app
 from helpers import tenant
-from portal.domain import accounts, invitations, journal, members, onboarding
+from portal.domain import accounts, clock, invitations, journal, members, onboarding
 from portal.domain.ledger import Actor
 from portal.domain.permissions import Role, rights_table_markdown
 from portal.extensions import db
@@ -92,6 +92,9 @@ def test_demo_data_is_refused_outside_development(leg, tmp_path):
                        **PRODUCTION_QUEUE)
         result = app.test_cli_runner().invoke(args=["demo-data"])
         assert result.exit_code != 0 and "réservées au développement" in result.output
+        # Nor are verification codes ever printed there.
+        result = app.test_cli_runner().invoke(args=["demo-pass"])
+        assert result.exit_code != 0 and "Réservé au développement" in result.output
         with app.app_context():
             assert _count(User) == 0
             db.session.remove()
@@ -429,7 +432,7 @@ def test_decisions_write_the_journal(app):
         from portal.models import Habilitation
         habilitation = db.session.execute(sa.select(Habilitation).where(
             Habilitation.revoked_on.is_(None))).scalars().first()
-        mandate.revoke_habilitation(db.session, habilitation, on=dt.date.today(),
+        mandate.revoke_habilitation(db.session, habilitation, on=clock.today(),
                                     reason="départ", actor=Actor(None, aptic.id))
         db.session.commit()
         entries = journal.entries_for(db.session, aptic, limit=5)

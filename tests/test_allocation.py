@@ -265,17 +265,57 @@ def test_repartition_and_take_back(db_session):
     allocation.confirm_amorcage(db_session, tranche, actor=MGP, today=D(2021, 1, 4))
     _receive(db_session, tranche, D(2021, 1, 10))
     ccas, media = tenant(db_session, "bondy-ccas"), tenant(db_session, "bondy-mediatheque")
-    assert allocation.split_carnets(db_session, convention, ccas, 4, actor=MGP) == 40
+    given = allocation.split_carnets(db_session, convention, ccas, 4, actor=MGP)
+    assert (given.numbers, given.pass_count) == ([1, 2, 3, 4], 40)
+    assert given.text == "4 carnets, n° 1 à 4"
     with pytest.raises(InvalidInput, match="prescriptrice"):
         allocation.split_carnets(db_session, convention, media, 1, actor=MGP)
     with pytest.raises(Conflict, match="6 carnet"):
         allocation.split_carnets(db_session, convention, ccas, 7, actor=MGP)
     assert allocation.structure_stocks(db_session, prog, convention.commune) == {ccas.id: 40}
-    assert allocation.take_back_carnets(db_session, convention, ccas, 1, actor=MGP) == 10
+    taken = allocation.take_back_carnets(db_session, convention, ccas, 1, actor=MGP)
+    assert (taken.numbers, taken.pass_count, taken.text) == ([4], 10, "1 carnet, n° 4")
+    assert allocation.structure_carnets(db_session, prog, convention.commune) == {
+        ccas.id: [1, 2, 3]}
     assert allocation.commune_stock(db_session, prog, convention.commune) == 70
     other = tenant(db_session, "montreuil-ccas")
     with pytest.raises(Exception, match="n'appartient pas"):
         allocation.split_carnets(db_session, convention, other, 1, actor=MGP)
+
+
+def test_carnets_are_named_in_ranges():
+    describe = allocation.describe_carnets
+    assert describe([501 + i for i in range(50)]) == "50 carnets, n° 501 à 550"
+    assert describe([7]) == "1 carnet, n° 7"
+    assert describe([9, 1, 2, 7]) == "4 carnets, n° 1 à 2, 7 et 9"
+    assert describe([1, 2, 5, 6]) == "4 carnets, n° 1 à 2 et 5 à 6"
+    assert describe(list(range(1, 1201))) == "1\u202f200 carnets, n° 1 à 1200"
+    assert describe([]) == "aucun carnet"
+
+
+def test_the_repartition_names_the_carnets_given_and_listed(app, browser):
+    """The référent's split says which carnets went where, in carnets, and the
+    listing names each structure's carnets (several ranges when not contiguous)."""
+    browser.login("referent.neuilly-plaisance")
+    cid = _convention_id(app, "neuilly-plaisance")
+    url = f"/commune/neuilly-plaisance/conventions/{cid}/repartition"
+    with app.app_context():
+        from portal.extensions import db
+        ccas = tenant(db.session, "neuilly-plaisance-ccas").id
+        social = tenant(db.session, "neuilly-plaisance-centre-social").id
+    page = browser.get(url).text
+    # The demo gave carnets 1 to 50 to the CCAS (1 to 6 handed out), 51 to 100 to the centre social.
+    assert "44 carnets, n° 7 à 50" in page and "50 carnets, n° 51 à 100" in page
+    done = browser.post(url, {"direction": "donner", "structure_id": ccas, "carnet_count": 50})
+    assert done.status_code == 303
+    page = browser.get(url).text
+    assert "50 carnets, n° 101 à 150, confiés à CCAS de Neuilly-Plaisance." in page
+    assert "94 carnets, n° 7 à 50 et 101 à 150" in page
+    browser.post(url, {"direction": "reprendre", "structure_id": social, "carnet_count": 2})
+    page = browser.get(url).text
+    assert "2 carnets, n° 99 à 100, repris à Centre social et numérique de Neuilly-Plaisance." \
+        in page
+    assert "48 carnets, n° 51 à 98" in page and " pass confiés" not in page
 
 
 def test_sanctions(db_session):

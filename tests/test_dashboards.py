@@ -225,6 +225,45 @@ def test_charts_are_accessible_svg():
     assert "<polyline" in line.svg and line.rows == [["2021-01", "1"], ["2021-02", "5"]]
 
 
+def _x_labels(svg: str) -> list[tuple[float, str]]:
+    return [(float(x), text) for x, text in re.findall(
+        r'<text class="x-label" x="([\d.]+)"[^>]*>([^<]*)</text>', str(svg))]
+
+
+@pytest.mark.parametrize("labels", [
+    [f"{day:02d}/11/2026" for day in range(1, 31)],            # thirty days
+    [f"2026-{month:02d}" for month in range(1, 13)] * 3,       # three years of months
+    ["2026-11"], ["2026-10", "2026-11"],
+])
+def test_line_chart_axis_labels_never_overlap(labels):
+    from portal.web import charts
+    chart = charts.line_chart("Scans par jour", labels, {"scans": [0] * len(labels)})
+    drawn = _x_labels(chart.svg)
+    assert drawn and drawn[0][1] == labels[0]           # the first label is always there
+    width = max(charts.label_width(text) for _x, text in drawn)
+    gaps = [b[0] - a[0] for a, b in zip(drawn, drawn[1:])]
+    assert all(gap >= width for gap in gaps), (gaps, width)
+    if len(labels) <= 2:
+        assert [text for _x, text in drawn] == labels    # nothing dropped when it fits
+
+
+def test_a_folded_table_says_aucune_donnee_for_runs_of_empty_days():
+    days = [{"day": f"{d:02d}/11", "n": 3 if d in (1, 15) else 0} for d in range(1, 31)]
+    table = tables.Table("t", "Scans", [tables.Column("day", "Jour"),
+                                        tables.Column("n", "Scans", "int")], days,
+                         chart=("line", "day", "n"))
+    rows = table.html_rows_folded()
+    assert [r["cells"] for r in rows if not r["empty"]] == [["01/11", "3"], ["15/11", "3"]]
+    assert [r["label"] for r in rows if r["empty"]] == ["02/11 à 14/11", "16/11 à 30/11"]
+    assert len(rows) == 4
+    # A single empty day between two busy ones stays a row of its own.
+    short = tables.Table("t", "Scans", table.columns, [
+        {"day": "01/11", "n": 1}, {"day": "02/11", "n": 0}, {"day": "03/11", "n": 2}])
+    assert [r["empty"] for r in short.html_rows_folded()] == [False, False, False]
+    # The exports keep every row.
+    assert len(tables.to_csv(table).strip().splitlines()) == 31
+
+
 def test_experience_report_is_frozen_once_transmitted(db_session):
     prog = new_programme(db_session)
     convention = _ready_convention(db_session, prog, "bondy")
@@ -549,7 +588,13 @@ def test_operateur_dashboard_is_scoped_and_gated(app, browser_factory):
         assert fragment.status_code == 200 and "<html" not in fragment.text
         if "scans" in url:
             assert 'role="img"' in fragment.text and "<title id=" in fragment.text
-            assert 'class="visually-hidden"' in fragment.text          # table alternative
+            # The table alternative is folded under the chart, a quiet month in one row.
+            assert '<details class="chart-data">' in fragment.text
+            folded = fragment.text.split('<details class="chart-data">', 1)[1]
+            if "service" not in url:
+                # Scans of the last week only: the days before are one « Aucune donnée » row.
+                assert folded.count('<tr class="empty-run">') >= 1
+                assert folded.count("<tr") < 30
         exports = _links(fragment.get_data(as_text=True), r'href="([^"]+\.(?:csv|xlsx))"')
         assert len(exports) == 2
         for export in exports:

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import Browser
+from portal.domain import clock
 from portal.extensions import db
 from sepa_helpers import MANDATE_IBAN, camt_from_pain
 from portal.models import (Carnet, Distribution, Habilitation, Mandate, Pass, PassState,
@@ -131,7 +132,7 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
     ccas_admin, applicant = journey["ccas_admin"], journey["applicant"]
     base, programme_id = journey["base"], journey["programme_id"]
     ccas, place = journey["ccas"], journey["place"]
-    today = dt.date.today().isoformat()
+    today = clock.today().isoformat()
     # Every page used below is a link of its space's menu or pages (no typed URL).
     aptic_pages = ["hubs", "emission", "expeditions", "mandats", "habilitations/demandes",
                    "operateurs", "contre-paiement"]
@@ -219,7 +220,7 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
 
     # -- #APTIC creates the mandate (CGCT L1611-7 IV) and signs it.
     mandates = "/mandataire/aptic/mandats"
-    end = (dt.date.today() + dt.timedelta(days=365)).isoformat()
+    end = (clock.today() + dt.timedelta(days=365)).isoformat()
     _submit(aptic, mandates, "/mandats", reference="MGP-APTIC-2026-01",
             accord_cadre_reference="AC-2026-PN", accord_cadre_ends_on=end, starts_on=today,
             ends_on=end, advance_ceiling="5000")
@@ -298,7 +299,7 @@ def test_from_an_empty_database_to_a_first_paid_scan_through_the_pages(
     monkeypatch.setattr(settlement_rules, "utcnow", lambda: month_after)
     for views in (statement_views, funds_views):
         monkeypatch.setattr(views, "today", lambda: month_after.date())
-    this_month = dt.date.today().strftime("%Y-%m")
+    this_month = clock.today().strftime("%Y-%m")
     form = _form(aptic.get("/mandataire/aptic/contre-paiement").text, "/contre-paiement/cloture")
     assert form["fields"]["period"] == this_month
     page = _submit(aptic, "/mandataire/aptic/contre-paiement", "/contre-paiement/cloture")

@@ -105,6 +105,21 @@ def test_convention_page_shows_the_amorcage_state_instead_of_a_button_that_would
     assert "déjà été demandé" in response.text and "Le formulaire n'a pas été" in response.text
 
 
+def test_the_metropole_sees_the_same_amorcage_stepper(app, browser):
+    """Neuilly-Plaisance received its amorçage and split part of it (demo): « reçu »;
+    Montreuil's is « demandé »; Bondy's is not requested (no stepper)."""
+    browser.login("mgp.agent")
+
+    def stepper(slug):
+        page = browser.get(f"/metropole/mgp/conventions/{_convention_id(app, slug)}").text
+        return [(li.text, li.get("aria-current")) for li in
+                lxml_html.document_fromstring(page).xpath("//ol[@class='stepper']/li")]
+    assert [current for _text, current in stepper("neuilly-plaisance")] == [
+        None, None, None, "step", None]
+    assert stepper("montreuil")[0] == ("Demandé", "step")
+    assert stepper("bondy") == []
+
+
 def test_hub_opinions_page_puts_pending_communes_first_with_today_prefilled(app, browser):
     from portal.web.clock import today
     browser.login("hub.agent")

@@ -1,6 +1,8 @@
 """The « À traiter » section of the tenants' home pages (portal/domain/todo.py):
 each line's count equals a recount with plain queries, its link answers 200
-for the same user, and a tenant never counts another tenant's things."""
+for the same user, and a tenant never counts another tenant's things. A
+member sees as tiles only what this member can do; the rest is listed as
+waiting, saying who must (another role of the space, or another tenant)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +12,7 @@ import re
 import sqlalchemy as sa
 
 from helpers import tenant
-from portal.domain import allocation, issuance
+from portal.domain import allocation, clock, issuance
 from portal.domain.ledger import Actor
 from portal.extensions import db
 from portal.models import (Convention, HabilitationRequest, HubOpinion, OperateurProfile, Pass,
@@ -38,6 +40,19 @@ def todo_lines(browser, url: str) -> dict[str, tuple[int, str]]:
     return lines
 
 
+_WAITING = re.compile(r'<li class="tile tile-waiting"><span class="tile-count">([^<]+)</span>\s*'
+                      r'<span class="tile-label">(.+?)</span>\s*'
+                      r'<span class="badge badge-info">(.+?)</span></li>')
+
+
+def waiting_lines(browser, url: str) -> dict[str, tuple[int, str]]:
+    """{label: (count, who)} of the lines waiting for someone else (no link)."""
+    body = browser.get(url).get_data(as_text=True)
+    section = body.split('<section class="todo"', 1)[1].split("</section>", 1)[0]
+    return {html.unescape(label): (int(re.sub(r"\D", "", count)), html.unescape(who))
+            for count, label, who in _WAITING.findall(section)}
+
+
 def assert_links_answer(browser, lines) -> None:
     for label, (_count, href) in lines.items():
         assert browser.get(href).status_code == 200, (label, href)
@@ -59,7 +74,7 @@ def _ship(prefix: str, commune_slug: str) -> None:
         Convention.commune_id == tenant(db.session, commune_slug).id,
         Convention.programme_id == programme.id,
         Tranche.status == TrancheStatus.DEMANDEE)).scalar_one()
-    day = max(programme.request_window_start, dt.date.today())
+    day = max(programme.request_window_start, clock.today())
     actor = Actor(None, programme.commanditaire_id)
     allocation.confirm_amorcage(db.session, tranche, actor=actor, today=day)
     numbers = allocation.available_carnet_numbers(
@@ -69,7 +84,7 @@ def _ship(prefix: str, commune_slug: str) -> None:
     db.session.commit()
 
 
-def test_metropole_home_lists_its_requests_and_orders(app, browser):
+def test_metropole_home_lists_its_requests_and_orders(app, browser, browser_factory):
     with app.app_context():
         mgp = tenant(db.session, "mgp")
         names = _programme_names()
@@ -91,9 +106,15 @@ def test_metropole_home_lists_its_requests_and_orders(app, browser):
         db.session.remove()
     assert several
     assert sum(expected.values()) >= 2   # Montreuil's amorçage, AMI 2's second order
-    lines = todo_lines(browser.login("mgp.agent"), "/metropole/mgp/")
+    lines = todo_lines(browser.login("mgp.admin"), "/metropole/mgp/")
     assert {label: count for label, (count, _href) in lines.items()} == expected
     assert_links_answer(browser, lines)
+    # An agent of the Métropole confirms nothing: the same lines wait for an administrator.
+    agent = browser_factory().login("mgp.agent")
+    assert todo_lines(agent, "/metropole/mgp/") == {}
+    assert waiting_lines(agent, "/metropole/mgp/") == {
+        label: (count, "En attente d'un administrateur de la Métropole")
+        for label, count in expected.items()}
 
 
 def test_metropole_sees_a_blocking_proposal_and_a_candidate(app, browser):
@@ -106,13 +127,13 @@ def test_metropole_sees_a_blocking_proposal_and_a_candidate(app, browser):
         held = _count(sa.select(sa.func.count()).select_from(Pass).where(
             Pass.programme_id == ami2.id, Pass.commune_id == neuilly.id))
         candidates = [c for c in allocation.abondement_candidates(db.session, ami2,
-                                                                  dt.date.today())
+                                                                  clock.today())
                       if c.eligible]
         name = ami2.name
         db.session.commit()
         db.session.remove()
     assert held > 0
-    lines = todo_lines(browser.login("mgp.agent"), "/metropole/mgp/")
+    lines = todo_lines(browser.login("mgp.admin"), "/metropole/mgp/")
     assert lines["Blocage de la distribution à valider (fin de validité)"][0] == 1
     label = f"Communes candidates à un abondement ({name})"
     assert lines.get(label, (0, ""))[0] == len(candidates)
@@ -138,13 +159,24 @@ def test_aptic_home_lists_what_waits_for_the_mandataire(app, browser_factory):
             Tranche.status == TrancheStatus.CONFIRMEE))
         db.session.remove()
     assert requests >= 1 and to_activate == 1
-    for login in ("aptic.agent", "aptic.admin"):
-        browser = browser_factory().login(login)
-        lines = todo_lines(browser, "/mandataire/aptic/")
-        assert lines["Demandes d'habilitation à examiner"][0] == requests
-        assert lines["Commandes à activer (numéro de mandat reçu)"][0] == to_activate
-        assert lines.get("Tranches confirmées à expédier", (0, ""))[0] == to_ship
-        assert_links_answer(browser, lines)
+    browser = browser_factory().login("aptic.admin")
+    lines = todo_lines(browser, "/mandataire/aptic/")
+    assert lines["Demandes d'habilitation à examiner"][0] == requests
+    assert lines["Commandes à activer (numéro de mandat reçu)"][0] == to_activate
+    assert lines.get("Tranches confirmées à expédier", (0, ""))[0] == to_ship
+    assert_links_answer(browser, lines)
+    assert waiting_lines(browser, "/mandataire/aptic/") == {}
+    # The agent ships and qualifies; habilitations and activations wait for an administrator.
+    agent = browser_factory().login("aptic.agent")
+    lines = todo_lines(agent, "/mandataire/aptic/")
+    assert lines.get("Tranches confirmées à expédier", (0, ""))[0] == to_ship
+    assert "Demandes d'habilitation à examiner" not in lines
+    waiting = waiting_lines(agent, "/mandataire/aptic/")
+    assert waiting["Demandes d'habilitation à examiner"] == (
+        requests, "En attente d'un administrateur #APTIC")
+    assert waiting["Commandes à activer (numéro de mandat reçu)"] == (
+        to_activate, "En attente d'un administrateur #APTIC")
+    assert_links_answer(agent, lines)
 
 
 def test_aptic_sees_confirmed_tranches_statements_and_operateurs(app, browser_factory):
@@ -156,7 +188,7 @@ def test_aptic_sees_confirmed_tranches_statements_and_operateurs(app, browser_fa
             Tranche.status == TrancheStatus.DEMANDEE)).scalar_one()
         allocation.confirm_amorcage(db.session, tranche,
                                     actor=Actor(None, ami2.commanditaire_id),
-                                    today=max(ami2.request_window_start, dt.date.today()))
+                                    today=max(ami2.request_window_start, clock.today()))
         profile = db.session.execute(sa.select(OperateurProfile).join(
             Tenant, Tenant.id == OperateurProfile.structure_id).where(
             Tenant.slug == "bondy-mediatheque")).scalar_one_or_none()
@@ -245,9 +277,9 @@ def test_commune_sees_operateurs_to_approve_and_nothing_when_done(app, browser_f
         aubervilliers = tenant(db.session, "aubervilliers")
         for convention in db.session.execute(sa.select(Convention).where(
                 Convention.commune_id == aubervilliers.id)).scalars():
-            convention.signed_by_commune_on = convention.signed_by_commune_on or dt.date.today()
+            convention.signed_by_commune_on = convention.signed_by_commune_on or clock.today()
             convention.referent_designated_on = (convention.referent_designated_on
-                                                 or dt.date.today())
+                                                 or clock.today())
         db.session.execute(sa.update(OperateurProfile).where(
             OperateurProfile.structure_id.in_(sa.select(Tenant.id).where(
                 Tenant.parent_id == aubervilliers.id))).values(
@@ -317,3 +349,64 @@ def test_aptic_admin_sees_statements_iban_and_anomalies(app, browser_factory):
     assert_links_answer(browser, lines)
     agent = todo_lines(browser_factory().login("aptic.agent"), "/mandataire/aptic/")
     assert "Relevés validés à payer" not in agent and agent["IBAN à vérifier"][0] == 1
+
+
+def test_a_commune_sees_who_its_things_wait_for(app, browser_factory):
+    """The référent acts; the commune's agent sees the split waiting for a
+    référent; each commune sees what waits for the Hub, the Métropole, #APTIC."""
+    neuilly_ref = browser_factory().login("referent.neuilly-plaisance")
+    assert "Carnets reçus à répartir entre les prescripteurs" in todo_lines(
+        neuilly_ref, "/commune/neuilly-plaisance/")
+    neuilly_agent = browser_factory().login("agent.neuilly-plaisance")
+    assert todo_lines(neuilly_agent, "/commune/neuilly-plaisance/") == {}
+    assert waiting_lines(neuilly_agent, "/commune/neuilly-plaisance/")[
+        "Carnets reçus à répartir entre les prescripteurs"] == (
+        400, "En attente d'un référent de projet")
+    montreuil = waiting_lines(browser_factory().login("referent.montreuil"),
+                              "/commune/montreuil/")
+
+    def line(lines, start):   # the programme is named only when the commune has several
+        found = [label for label in lines if label.startswith(start)]
+        assert len(found) == 1, (start, lines)
+        return lines[found[0]]
+    assert line(montreuil, "Tranche demandée") == (
+        1, "En attente de la confirmation de la Métropole")
+    assert montreuil["Demandes d'habilitation de prescripteurs envoyées"] == (
+        1, "En attente de l'examen par #APTIC")
+    bondy = waiting_lines(browser_factory().login("referent.bondy"), "/commune/bondy/")
+    assert line(bondy, "Avis préalables à l'amorçage (art. 4)") == (
+        1, "En attente de l'avis du Hub Francil'IN")
+    # Confirmed by the Métropole: now it waits for #APTIC's shipment.
+    with app.app_context():
+        programme = db.session.execute(sa.select(Programme).where(
+            Programme.prefix == "MGP2")).scalar_one()
+        tranche = db.session.execute(sa.select(Tranche).join(Convention).where(
+            Convention.commune_id == tenant(db.session, "montreuil").id,
+            Tranche.status == TrancheStatus.DEMANDEE)).scalar_one()
+        allocation.confirm_amorcage(db.session, tranche,
+                                    actor=Actor(None, programme.commanditaire_id),
+                                    today=max(programme.request_window_start, dt.date.today()))
+        db.session.commit()
+        db.session.remove()
+    montreuil = waiting_lines(browser_factory().login("referent.montreuil"),
+                              "/commune/montreuil/")
+    assert not any(label.startswith("Tranche demandée") for label in montreuil)
+    assert line(montreuil, "Tranche confirmée par la Métropole") == (
+        1, "En attente de l'expédition par #APTIC")
+
+
+def test_statements_wait_for_an_aptic_administrator_on_the_agents_home(app, browser_factory):
+    from portal.models import Statement
+    from portal.models.settlement import StatementStatus
+    with app.app_context():
+        place = tenant(db.session, "bondy-mediatheque")
+        db.session.add(Statement(structure_id=place.id, period="2020-01",
+                                 status=StatementStatus.BROUILLON))
+        db.session.commit()
+        db.session.remove()
+    agent = browser_factory().login("aptic.agent")
+    assert "Relevés de contre-paiement à valider" not in todo_lines(agent, "/mandataire/aptic/")
+    assert waiting_lines(agent, "/mandataire/aptic/")["Relevés de contre-paiement à valider"] == (
+        1, "En attente d'un administrateur #APTIC")
+    admin = browser_factory().login("aptic.admin")
+    assert todo_lines(admin, "/mandataire/aptic/")["Relevés de contre-paiement à valider"][0] == 1

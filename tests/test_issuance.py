@@ -302,12 +302,15 @@ def test_export_gives_every_pass_with_its_history(app, db_session):
     assert [m["nature"] for m in last["mouvements"]] == ["emission", "activation", "livraison"]
 
 
-def test_export_download_is_streamed_and_scoped(app, browser_factory):
+def test_export_download_goes_through_a_job_and_is_scoped(app, browser_factory):
+    """« Exporter » prepares the file in a job (issue 16; tests run it when the
+    request ends): one line per (pass, movement), plus the header."""
     mgp = browser_factory().login("mgp.agent")
-    response = mgp.get("/metropole/mgp/programmes/2/export.csv")
-    assert response.status_code == 200 and response.is_streamed
-    body = response.get_data(as_text=True)
-    # One line per (pass, movement): as many as the ledger's entries cover, plus the header.
+    response = mgp.post("/metropole/mgp/programmes/2/export.csv")
+    assert response.status_code == 303
+    download = mgp.get(response.location + "/fichier")
+    body = download.get_data(as_text=True)
+    download.close()
     with app.app_context():
         from portal.extensions import db
         covered = db.session.execute(sa.select(sa.func.sum(LedgerEntry.count)).where(
@@ -315,7 +318,8 @@ def test_export_download_is_streamed_and_scoped(app, browser_factory):
     assert covered > 21_000
     assert body.startswith("\ufeffserie;") and body.count("\n") == covered + 1
     commune = browser_factory().login("referent.bondy")
-    assert commune.get("/metropole/mgp/programmes/2/export.csv").status_code == 404
+    assert commune.post("/metropole/mgp/programmes/2/export.csv").status_code == 404
+    assert commune.get(response.location + "/fichier").status_code == 404
 
 
 def test_export_command(app, tmp_path):

@@ -382,8 +382,8 @@ def test_desk_page_and_habilitation_request_flow(app, browser_factory):
     page = ref.get("/commune/bondy/habilitations").text
     agent = re.search(r'<option value="(\d+:\d+)">[^<]*CCAS de Bondy', page).group(1)
     assert ref.post("/commune/bondy/habilitations/demandes",
-                    {"agent": agent, "starts_on": dt.date.today().isoformat(),
-                     "ends_on": (dt.date.today() + dt.timedelta(days=300)).isoformat()}).status_code == 303
+                    {"agent": agent, "starts_on": clock.today().isoformat(),
+                     "ends_on": (clock.today() + dt.timedelta(days=300)).isoformat()}).status_code == 303
     aptic = browser_factory().login("aptic.admin")
     page = aptic.get("/mandataire/aptic/habilitations/demandes").text
     request_id = max(re.findall(r'/habilitations/demandes/(\d+)"', page), key=int)

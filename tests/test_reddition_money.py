@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portal.domain import ledger, operateurs, reddition, scanning, settlement
+from portal.domain import clock, ledger, operateurs, reddition, scanning, settlement
 from portal.domain.ledger import Actor
 from portal.models import (Mandate, Nature, Pass, Scan, Statement, StatementLine,
                            StatementStatus)
@@ -37,13 +37,13 @@ def _mandate(session) -> Mandate:
 
 
 def _reddition(session):
-    today = dt.date.today()
+    today = clock.today()
     return reddition.build_statement(session, _mandate(session), dt.date(2000, 1, 1),
                                      today + dt.timedelta(days=40), today)
 
 
 def _close(session):
-    period = dt.date.today().strftime("%Y-%m")
+    period = clock.today().strftime("%Y-%m")
     later = settlement.period_end(period) + dt.timedelta(hours=1)
     closed = settlement.close_month(session, period, now=later)
     session.commit()
@@ -63,7 +63,7 @@ def test_a_correction_reaches_the_ledger_and_the_reddition(db_session):
     settlement.add_correction(db_session, statement, amount_cents=-1_000, label="Doublon")
     settlement.validate(db_session, statement, actor=APTIC)
     db_session.commit()
-    settlement.mark_paid(db_session, statement, bank_reference="VIR-1", paid_on=dt.date.today(),
+    settlement.mark_paid(db_session, statement, bank_reference="VIR-1", paid_on=clock.today(),
                          actor=APTIC)
     db_session.commit()
     booked = dict(db_session.execute(
@@ -141,7 +141,7 @@ def test_reddition_totals_equal_an_independent_recount(db_session, ops):
                 settlement.validate(db_session, draft, actor=APTIC)
             elif kind == "pay" and draft.status is StatementStatus.VALIDE:
                 settlement.mark_paid(db_session, draft, bank_reference="VIR",
-                                     paid_on=dt.date.today(), actor=APTIC)
+                                     paid_on=clock.today(), actor=APTIC)
             db_session.commit()
         if kind == "restitute":
             prog = programme_of(db_session)
@@ -150,7 +150,7 @@ def test_reddition_totals_equal_an_independent_recount(db_session, ops):
             try:
                 allocation.order_sanction(db_session, convention, SanctionKind.RESTITUTION,
                                           reason="Test", quantity=prog.pass_per_carnet,
-                                          actor=APTIC, today=dt.date.today())
+                                          actor=APTIC, today=clock.today())
                 db_session.commit()
             except Exception:      # nothing left to restitute: nothing written
                 db_session.rollback()

@@ -8,7 +8,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from portal.domain import accounts, operateurs, scanning
+from portal.domain import accounts, clock, operateurs, scanning
 from portal.domain.ledger import Actor
 from portal.extensions import db
 from portal.models import (Anomaly, AnomalyKind, LedgerEntry, Nature, OperateurProfile, Pass,
@@ -123,15 +123,15 @@ def test_api_expired_forbidden_and_throttled(app, api):
     client, headers, service_id, ids = api
     with app.app_context():
         programme = programme_of(db.session)
-        programme.tolerance_until = dt.date.today() - dt.timedelta(days=1)
-        programme.valid_until = dt.date.today() - dt.timedelta(days=30)
+        programme.tolerance_until = clock.today() - dt.timedelta(days=1)
+        programme.valid_until = clock.today() - dt.timedelta(days=30)
         db.session.commit()
     response = _consume(client, headers, {"code": _code(app, ids[0]), "service_id": service_id},
                         "e1")
     assert response.status_code == 410 and "expiré" in response.json["message"]
     with app.app_context():
         programme = programme_of(db.session)
-        programme.tolerance_until = dt.date.today() + dt.timedelta(days=10)
+        programme.tolerance_until = clock.today() + dt.timedelta(days=10)
         profile = db.session.execute(sa.select(OperateurProfile).where(
             OperateurProfile.structure_id == structure(db.session).id)).scalar_one()
         operateurs.set_qualification(db.session, structure(db.session), Qualification.SUSPENDU,
@@ -486,3 +486,33 @@ def test_late_offline_retry_replays_its_stored_answer(app, api):
         assert db.session.execute(sa.select(sa.func.count()).select_from(LedgerEntry)).scalar() \
             == entries
         assert db.session.execute(sa.select(sa.func.count()).select_from(Scan)).scalar() == 1
+
+
+def test_a_scan_reads_nothing_from_the_ledger(app, api):
+    """Issue 18, scale: who handed the pass out (art. 8) comes with the pass
+    (``passes.handed_by_id``, written by custody with the DISTRIBUTION entry),
+    not from a search of the ledger — a query that walked the programme's
+    entries (180 ms per scan at 1.2 M entries). A scan only INSERTs into it."""
+    _client, _headers, service_id, ids = api
+    with app.app_context():
+        found = db.session.get(Pass, ids[0])
+        assert found.handed_by_id is not None
+        assert found.handed_by_id == db.session.execute(
+            sa.select(LedgerEntry.actor_user_id).where(
+                LedgerEntry.nature == Nature.DISTRIBUTION, LedgerEntry.pass_first_id <= ids[0],
+                LedgerEntry.pass_last_id >= ids[0]).order_by(LedgerEntry.id.desc())).scalar()
+        statements: list[str] = []
+        engine = db.engine
+
+        def record(conn, cursor, statement, params, context, executemany):
+            statements.append(" ".join(statement.split()))
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            outcome = scanning.consume_once(
+                db.session, scanning.ScanInput(code=qr(found), service_id=service_id),
+                scanning.Scanner(structure(db.session), None), "no-ledger-read")
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+        assert outcome.status == 201, outcome.body
+        touching = [s for s in statements if "ledger_entries" in s]
+        assert len(touching) == 1 and touching[0].startswith("INSERT INTO ledger_entries"), touching

@@ -7,7 +7,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from portal.domain import operateurs, scanning, settlement, validity
+from portal.domain import clock, operateurs, scanning, settlement, validity
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
 from portal.extensions import db
@@ -32,7 +32,7 @@ def test_statement_arithmetic_idempotent_close_and_states(db_session):
     ids = hand_out(db_session, carnets=[911, 912])
     _scan_all(db_session, ids[:7])
     _scan_all(db_session, ids[7:10], slug="montreuil-mediatheque")
-    period = dt.date.today().strftime("%Y-%m")
+    period = clock.today().strftime("%Y-%m")
     with pytest.raises(Conflict):
         settlement.close_month(db_session, period)          # month not over
     later = settlement.period_end(period) + dt.timedelta(hours=1)
@@ -61,10 +61,10 @@ def test_statement_arithmetic_idempotent_close_and_states(db_session):
     db_session.rollback()
     statement = db_session.get(Statement, statement.id)
     with pytest.raises(InvalidInput):
-        settlement.mark_paid(db_session, statement, bank_reference="", paid_on=dt.date.today(),
+        settlement.mark_paid(db_session, statement, bank_reference="", paid_on=clock.today(),
                              actor=APTIC)
     settlement.mark_paid(db_session, statement, bank_reference="VIR-2026-001",
-                         paid_on=dt.date.today(), actor=APTIC)
+                         paid_on=clock.today(), actor=APTIC)
     db_session.commit()
     assert statement.status is StatementStatus.PAYE
     assert {db_session.get(Pass, i).state for i in ids[:7]} == {PassState.PAYE}

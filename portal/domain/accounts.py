@@ -1,6 +1,7 @@
 """User accounts: password hashing and checks, sign-in sessions, memberships."""
 from __future__ import annotations
 
+from typing import cast
 import secrets
 
 import sqlalchemy as sa
@@ -65,7 +66,8 @@ def create_user(session: Session, email: str, full_name: str, password: str | No
     if find_user(session, email) is not None:
         raise InvalidInput("Un compte existe déjà avec cette adresse.", field="email")
     if password_hash is None:
-        check_password_policy(password or "")
+        password = password or ""
+        check_password_policy(password)
         password_hash = hash_password(password)
     user = User(email=email, full_name=full_name, phone=phone, password_hash=password_hash)
     session.add(user)
@@ -98,9 +100,9 @@ def open_session(session: Session, user: User, user_agent: str = "") -> AuthSess
 def purge_expired_sessions(session: Session, *, idle, absolute, now=None) -> int:
     """Delete the sign-in sessions past their inactivity or absolute limit."""
     now = now or utcnow()
-    return session.execute(sa.delete(AuthSession).where(sa.or_(
+    return cast(sa.CursorResult, session.execute(sa.delete(AuthSession).where(sa.or_(
         AuthSession.last_seen_at <= now - idle,
-        AuthSession.created_at <= now - absolute))).rowcount
+        AuthSession.created_at <= now - absolute)))).rowcount
 
 
 def confirm_password(session: Session, session_id: str, now=None) -> None:

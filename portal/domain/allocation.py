@@ -181,7 +181,7 @@ def amorcage_conditions(session: Session, convention: Convention) -> list[Condit
     """The four conditions of art. 4, each with who, when and the evidence."""
     c = convention
     signed = c.signed_by_commune_on is not None and c.signed_by_metropole_on is not None
-    if signed:
+    if c.signed_by_commune_on is not None and c.signed_by_metropole_on is not None:
         sign_detail = (f"Signée par la commune le {_fr(c.signed_by_commune_on)} "
                        f"({c.signed_by_commune_name}) et par la Métropole le "
                        f"{_fr(c.signed_by_metropole_on)} ({c.signed_by_metropole_name}).")
@@ -216,32 +216,33 @@ def amorcage_conditions(session: Session, convention: Convention) -> list[Condit
 
 @dataclass(frozen=True)
 class Stock:
-    acquired: int       # art. 6: pass the Métropole acquires for all communes
+    """The commitments against the shared stock (art. 6): the Métropole « prévoit
+    l'acquisition » of ``planned`` pass for all communes; MGP confirms tranches
+    against it before or after the pass are ordered, and restitutions (art. 11)
+    make room again: planned + restituted = committed + available.
+
+    These are commitments, not pass: the pass that exist and where they are
+    are the terms of ``dashboards.pass_stock`` (émis = Σ pass per state)."""
+    planned: int        # programme.total_stock (art. 6)
     committed: int      # confirmed tranches (shipped or not)
-    delivered: int      # received by communes
     restituted: int     # given back under art. 11
-    available: int
+    available: int      # still to commit in tranches (« restant à engager »)
 
 
 def stock(session: Session, programme: Programme) -> Stock:
-    """The shared stock (art. 6): acquired − confirmed tranches + restitutions."""
+    """The shared stock (art. 6): planned − confirmed tranches + restitutions."""
     committed = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Tranche.quantity), 0))
         .join(Convention, Convention.id == Tranche.convention_id)
-        .where(Convention.programme_id == programme.id, Tranche.status.in_(COMMITTED))).scalar()
-    delivered = session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(Tranche.received_quantity), 0))
-        .join(Convention, Convention.id == Tranche.convention_id)
-        .where(Convention.programme_id == programme.id,
-               Tranche.status == TrancheStatus.RECUE)).scalar()
+        .where(Convention.programme_id == programme.id, Tranche.status.in_(COMMITTED))).scalar_one()
     restituted = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Sanction.quantity), 0))
         .join(Convention, Convention.id == Sanction.convention_id)
         .where(Convention.programme_id == programme.id,
-               Sanction.kind == SanctionKind.RESTITUTION)).scalar()
-    committed, delivered, restituted = int(committed), int(delivered), int(restituted)
-    return Stock(acquired=programme.total_stock, committed=committed, delivered=delivered,
-                 restituted=restituted,
+               Sanction.kind == SanctionKind.RESTITUTION)).scalar_one()
+    # COALESCE(…, 0): never NULL.
+    committed, restituted = int(committed or 0), int(restituted or 0)
+    return Stock(planned=programme.total_stock, committed=committed, restituted=restituted,
                  available=programme.total_stock - committed + restituted)
 
 
@@ -489,7 +490,7 @@ def reserved_carnets(session: Session, programme: Programme) -> list[tuple[int, 
     return list(session.execute(
         sa.select(Shipment.first_carnet, Shipment.last_carnet).join(Tranche)
         .where(Shipment.programme_id == programme.id, Shipment.missing.is_(False),
-               Tranche.status == TrancheStatus.EXPEDIEE)).all())
+               Tranche.status == TrancheStatus.EXPEDIEE)).tuples().all())
 
 
 def available_carnet_numbers(session: Session, programme: Programme, limit: int) -> list[int]:
@@ -535,7 +536,7 @@ def ship_tranche(session: Session, tranche: Tranche, ranges: list[tuple[int, int
         raise Conflict(f"Cette tranche est {tranche.status.label} : expédition impossible.")
     if not ranges:
         raise InvalidInput("Indiquez les carnets expédiés.", field="ranges")
-    numbers = set()
+    numbers: set[int] = set()
     for first, last in ranges:
         if first < 1 or last < first:
             raise InvalidInput("Plage de carnets invalide.", field="ranges")
@@ -601,7 +602,7 @@ def confirm_reception(session: Session, tranche: Tranche, *, received_carnets: i
                      expected_holder_id=programme.commanditaire_id, actor=actor,
                      ref_type="tranche", ref_id=tranche.id,
                      expected_count=len(received) * programme.pass_per_carnet)
-    tranche = session.get(Tranche, tranche.id)
+    tranche = session.get_one(Tranche, tranche.id)
     tranche.status, tranche.received_on, tranche.received_by_id = (
         TrancheStatus.RECUE, today, actor.user_id)
     tranche.received_quantity = len(received) * programme.pass_per_carnet
@@ -612,15 +613,56 @@ def confirm_reception(session: Session, tranche: Tranche, *, received_carnets: i
 
 # ---------------------------------------------------------------- répartition (art. 7)
 
-def _carnets_held(session: Session, programme: Programme, holder_id: int, state: S) -> list[int]:
-    """Ids of carnets whose pass are all in ``state`` held by ``holder_id``."""
+def _carnets_held(session: Session, programme: Programme, holder_id: int, state: S
+                  ) -> list[tuple[int, int]]:
+    """(id, number) of the carnets whose pass are all in ``state`` held by
+    ``holder_id``, by number."""
     return list(session.execute(
-        sa.select(Carnet.id).join(Pass, Pass.carnet_id == Carnet.id)
+        sa.select(Carnet.id, Carnet.number).join(Pass, Pass.carnet_id == Carnet.id)
         .where(Carnet.programme_id == programme.id)
         .group_by(Carnet.id, Carnet.number)
         .having(sa.func.sum(sa.case((sa.and_(Pass.state == state, Pass.holder_id == holder_id),
                                      1), else_=0)) == programme.pass_per_carnet)
-        .order_by(Carnet.number)).scalars())
+        .order_by(Carnet.number)).tuples())
+
+
+@dataclass(frozen=True)
+class CarnetMove:
+    """Whole carnets given to (or taken back from) a structure: their numbers
+    and the pass they hold."""
+    numbers: list[int]
+    pass_count: int
+
+    @property
+    def text(self) -> str:
+        return describe_carnets(self.numbers)
+
+
+def describe_carnets(numbers: list[int]) -> str:
+    """« 50 carnets, n° 501 à 550 », « 3 carnets, n° 1 à 2 et 7 »: carnets
+    named by their numbers, in ranges (the répartition speaks in carnets)."""
+    if not numbers:
+        return "aucun carnet"
+    ranges = [f"{first}" if first == last else f"{first} à {last}"
+              for first, last in as_ranges(numbers)]
+    listed = ranges[0] if len(ranges) == 1 else ", ".join(ranges[:-1]) + " et " + ranges[-1]
+    count = len(set(numbers))
+    return f"{format_count(count)} carnet{'s' if count > 1 else ''}, n° {listed}"
+
+
+def structure_carnets(session: Session, programme: Programme, commune: Tenant
+                      ) -> dict[int, list[int]]:
+    """Per structure of the commune, the numbers of the carnets it was given
+    and still holds pass of, not handed out (état réparti)."""
+    rows = session.execute(
+        sa.select(Pass.holder_id, Carnet.number).join(Carnet, Carnet.id == Pass.carnet_id)
+        .where(Pass.programme_id == programme.id, Pass.commune_id == commune.id,
+               Pass.state == S.REPARTI)
+        .group_by(Pass.holder_id, Carnet.number).order_by(Carnet.number)).all()
+    found: dict[int, list[int]] = {}
+    for holder, number in rows:
+        found.setdefault(holder, []).append(number)
+    return found
 
 
 def structure_stocks(session: Session, programme: Programme, commune: Tenant) -> dict[int, int]:
@@ -635,7 +677,7 @@ def structure_stocks(session: Session, programme: Programme, commune: Tenant) ->
 def commune_stock(session: Session, programme: Programme, commune: Tenant) -> int:
     return int(session.execute(sa.select(sa.func.count()).select_from(Pass).where(
         Pass.programme_id == programme.id, Pass.holder_id == commune.id,
-        Pass.state == S.LIVRE)).scalar())
+        Pass.state == S.LIVRE)).scalar_one())
 
 
 def _check_structure(commune: Tenant, structure: Tenant) -> None:
@@ -647,8 +689,9 @@ def _check_structure(commune: Tenant, structure: Tenant) -> None:
 
 
 def split_carnets(session: Session, convention: Convention, structure: Tenant,
-                  carnet_count: int, *, actor: Actor) -> int:
-    """The référent gives whole carnets of the commune's stock to a prescripteur structure."""
+                  carnet_count: int, *, actor: Actor) -> CarnetMove:
+    """The référent gives whole carnets of the commune's stock (the lowest
+    numbers first) to a prescripteur structure."""
     commune, programme = convention.commune, convention.programme
     _check_structure(commune, structure)
     if carnet_count < 1:
@@ -657,16 +700,19 @@ def split_carnets(session: Session, convention: Convention, structure: Tenant,
     if carnet_count > len(carnets):
         raise Conflict(f"La commune ne détient que {len(carnets)} carnet(s) non répartis.",
                        field="carnet_count")
-    return custody.move(session, programme, nature=Nature.REPARTITION,
-                        criteria=[Pass.carnet_id.in_(carnets[:carnet_count])],
-                        to_holder_id=structure.id, expected_holder_id=commune.id, actor=actor,
-                        ref_type="structure", ref_id=structure.id,
-                        expected_count=carnet_count * programme.pass_per_carnet)
+    chosen = carnets[:carnet_count]
+    moved = custody.move(session, programme, nature=Nature.REPARTITION,
+                         criteria=[Pass.carnet_id.in_([cid for cid, _n in chosen])],
+                         to_holder_id=structure.id, expected_holder_id=commune.id, actor=actor,
+                         ref_type="structure", ref_id=structure.id,
+                         expected_count=carnet_count * programme.pass_per_carnet)
+    return CarnetMove([number for _cid, number in chosen], moved)
 
 
 def take_back_carnets(session: Session, convention: Convention, structure: Tenant,
-                      carnet_count: int, *, actor: Actor) -> int:
-    """The référent takes back whole carnets not yet handed out."""
+                      carnet_count: int, *, actor: Actor) -> CarnetMove:
+    """The référent takes back whole carnets not yet handed out (the highest
+    numbers first)."""
     commune, programme = convention.commune, convention.programme
     _check_structure(commune, structure)
     if carnet_count < 1:
@@ -675,11 +721,13 @@ def take_back_carnets(session: Session, convention: Convention, structure: Tenan
     if carnet_count > len(carnets):
         raise Conflict(f"{structure.name} ne détient que {len(carnets)} carnet(s) complet(s) "
                        "non distribués.", field="carnet_count")
-    return custody.move(session, programme, nature=Nature.REPRISE,
-                        criteria=[Pass.carnet_id.in_(carnets[-carnet_count:])],
-                        to_holder_id=commune.id, expected_holder_id=structure.id, actor=actor,
-                        ref_type="structure", ref_id=structure.id,
-                        expected_count=carnet_count * programme.pass_per_carnet)
+    chosen = carnets[-carnet_count:]
+    moved = custody.move(session, programme, nature=Nature.REPRISE,
+                         criteria=[Pass.carnet_id.in_([cid for cid, _n in chosen])],
+                         to_holder_id=commune.id, expected_holder_id=structure.id, actor=actor,
+                         ref_type="structure", ref_id=structure.id,
+                         expected_count=carnet_count * programme.pass_per_carnet)
+    return CarnetMove([number for _cid, number in chosen], moved)
 
 
 # ---------------------------------------------------------------- sanctions (art. 11)
@@ -711,7 +759,7 @@ def order_sanction(session: Session, convention: Convention, kind: SanctionKind,
         session.add(sanction)
         session.flush()
         custody.move(session, programme, nature=Nature.RESTITUTION,
-                     criteria=[Pass.carnet_id.in_(carnets[:wanted])],
+                     criteria=[Pass.carnet_id.in_([cid for cid, _n in carnets[:wanted]])],
                      to_holder_id=programme.commanditaire_id, actor=actor, reason=reason,
                      ref_type="sanction", ref_id=sanction.id, expected_count=quantity)
         return sanction

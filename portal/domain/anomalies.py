@@ -17,6 +17,7 @@ communes see the flows between territories.
 """
 from __future__ import annotations
 
+from typing import cast
 import datetime as dt
 
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ from portal.models import (Anomaly, AnomalyKind, Programme, ProgrammePerimeter, 
 BURST_WINDOW = dt.timedelta(minutes=15)
 
 
-_ANOMALIES = Anomaly.__table__
+_ANOMALIES = cast(sa.Table, Anomaly.__table__)
 
 
 def _add(session: Session, kind: AnomalyKind, dedup_key: str, *, check: bool = True,
@@ -88,7 +89,7 @@ def flag_carnet_burst(session: Session, scan: Scan, programme: Programme, now: d
     if count is None:
         count = session.execute(_BURST, {"carnet_id": scan.carnet_id,
                                          "structure_id": scan.structure_id,
-                                         "since": scan.scanned_at - BURST_WINDOW}).scalar()
+                                         "since": scan.scanned_at - BURST_WINDOW}).scalar_one()
     if count < programme.pass_per_carnet:
         return None
     return _add(session, AnomalyKind.CARNET_EN_RAFALE,

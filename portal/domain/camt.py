@@ -191,7 +191,7 @@ def _reopen(session: Session, mandate: Mandate, line: PaymentLine, entry: Entry,
             if item.pass_id is not None:
                 by_programme.setdefault(item.programme_id, []).append(item.pass_id)
         for programme_id, ids in by_programme.items():
-            programme = session.get(Programme, programme_id)
+            programme = session.get_one(Programme, programme_id)
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 custody.move(session, programme, nature=Nature.RETOUR_PAIEMENT,

@@ -16,6 +16,7 @@ read.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from portal.formatting import PARIS
@@ -27,6 +28,19 @@ def pretend(day: dt.date | str | None) -> None:
     """Pretend ``day`` is today (None: the real date)."""
     global _pretended
     _pretended = dt.date.fromisoformat(day) if isinstance(day, str) else day
+
+
+@contextlib.contextmanager
+def pretending(day: dt.date | None):
+    """Pretend ``day`` is today inside the block, then give the clock back
+    what it said before (the demo data tells its last two months this way)."""
+    global _pretended
+    saved = _pretended
+    pretend(day)
+    try:
+        yield
+    finally:
+        _pretended = saved
 
 
 def now() -> dt.datetime:

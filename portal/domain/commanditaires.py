@@ -34,13 +34,13 @@ from portal.models import (Collectivite, CommanditaireProfile, Programme, Progra
 
 # ------------------------------------------------------------------ shared helpers
 
-def clean_email(value: str, field: str = "admin_email") -> str:
+def clean_email(value: str | None, field: str = "admin_email") -> str:
     """A valid address (email-validator, through ``invitations.clean_email``)."""
     from portal.domain import invitations
     return invitations.clean_email(value, field)
 
 
-def clean_text(value: str, label: str, field: str, *, required: bool = True,
+def clean_text(value: str | None, label: str, field: str, *, required: bool = True,
                max_length: int = 200) -> str:
     text = " ".join((value or "").split())
     if required and not text:
@@ -50,7 +50,7 @@ def clean_text(value: str, label: str, field: str, *, required: bool = True,
     return text
 
 
-def clean_postal_code(value: str, field: str = "postal_code") -> str:
+def clean_postal_code(value: str | None, field: str = "postal_code") -> str:
     code = (value or "").strip().replace(" ", "")
     if not re.fullmatch(r"\d{5}", code):
         raise InvalidInput("Le code postal comporte 5 chiffres.", field=field)
@@ -158,7 +158,7 @@ def issuer_of(session: Session, commanditaire: Tenant) -> Tenant:
         if len(issuers) != 1:
             raise Conflict("Aucun émetteur n'est rattaché à ce commanditaire.")
         issuer_id = issuers[0]
-    return session.get(Tenant, issuer_id)
+    return session.get_one(Tenant, issuer_id)
 
 
 # ------------------------------------------------------------------ programmes

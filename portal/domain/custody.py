@@ -15,6 +15,8 @@ bloqué (opposition), annulé, restitué (art. 11), expiré (avoir).
 """
 from __future__ import annotations
 
+from types import EllipsisType
+from typing import cast
 import contextvars
 import datetime as dt
 from dataclasses import dataclass
@@ -52,7 +54,7 @@ TRANSITIONS: dict[N, tuple[frozenset[S], S]] = {
                    S.EXPIRE),
 }
 
-_PASSES = Pass.__table__   # Core statements on the scan hot path
+_PASSES = cast(sa.Table, Pass.__table__)   # Core statements on the scan hot path
 _in_custody = contextvars.ContextVar("in_custody", default=False)
 
 
@@ -86,8 +88,9 @@ def runs_of(rows) -> list[Run]:
     def commune(row):
         return row[4] if len(row) > 4 else None
 
-    for (state, holder, commune_id), group in groupby(rows, key=lambda r: (r[1], r[2], commune(r))):
-        group = list(group)
+    for (state, holder, commune_id), grouped in groupby(rows,
+                                                        key=lambda r: (r[1], r[2], commune(r))):
+        group = list(grouped)
         start = group[0]
         prev = start
         for row in group[1:]:
@@ -109,7 +112,7 @@ def _commune_change(nature: N, to_holder_id: int | None) -> dict:
 
 
 def move(session: Session, programme: Programme, *, nature: N, criteria, to_holder_id: int | None,
-         actor: Actor, expected_holder_id: int | None | type(...) = ..., ref_type: str = "",
+         actor: Actor, expected_holder_id: int | None | EllipsisType = ..., ref_type: str = "",
          ref_id: int | None = None, reason: str = "", now: dt.datetime | None = None,
          expected_count: int | None = None) -> int:
     """Move the pass of ``programme`` matching ``criteria`` (SQL expressions
@@ -136,14 +139,15 @@ def move(session: Session, programme: Programme, *, nature: N, criteria, to_hold
     token = _in_custody.set(True)
     try:
         for run in runs:
-            result = session.execute(
+            result = cast(sa.CursorResult, session.execute(
                 sa.update(Pass)
                 .where(Pass.id.between(run.first_id, run.last_id), Pass.state == run.state,
                        Pass.holder_id.is_(None) if run.holder_id is None
                        else Pass.holder_id == run.holder_id)
                 .values(state=to_state, holder_id=to_holder_id, state_changed_at=now,
-                        **_commune_change(nature, to_holder_id))
-                .execution_options(synchronize_session=False))
+                        **_commune_change(nature, to_holder_id),
+                        **({"handed_by_id": actor.user_id} if nature is N.DISTRIBUTION else {}))
+                .execution_options(synchronize_session=False)))
             if result.rowcount != run.count:
                 raise Conflict("Ces pass viennent d'être modifiés par une autre opération. "
                                "Rechargez la page et recommencez.")
@@ -199,7 +203,7 @@ def _insert_pass_rows(session: Session, rows: list[dict], common: dict) -> list[
     column>), since psycopg parses every multi-row VALUES statement of an
     executemany (155 000 pass: 12 s instead of 32). Elsewhere: an executemany
     with RETURNING. Ids come back with their serials: no order is relied on."""
-    table = Pass.__table__
+    table = _PASSES
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
         arrays = [sa.bindparam(f"p_{name}", [row[name] for row in rows],

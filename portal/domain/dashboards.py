@@ -102,6 +102,7 @@ class MetropoleDashboard:
     deadlines: list[Deadline]
     late_tranches: list[Tranche]
     by_state: dict[S, int] = field(default_factory=dict)
+    pass_stock: PassStock | None = None
 
     @property
     def total(self) -> CommuneFigures:
@@ -207,12 +208,12 @@ def carnets(session: Session, programme: Programme, commune_id: int | None = Non
     emis = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(PassOrder.carnet_count), 0))
         .where(PassOrder.programme_id == programme.id, PassOrder.activated_at.is_not(None))
-    ).scalar()
+    ).scalar_one()
     where = [Pass.programme_id == programme.id]
     if commune_id is not None:
         where.append(Pass.commune_id == commune_id)
         emis = session.execute(
-            sa.select(sa.func.count(sa.distinct(Pass.carnet_id))).where(*where)).scalar()
+            sa.select(sa.func.count(sa.distinct(Pass.carnet_id))).where(*where)).scalar_one()
 
     # One pass over the programme's index (FILTER: PostgreSQL, SQLite >= 3.30).
     injectes, entames = session.execute(
@@ -248,12 +249,12 @@ def stock_pace(session: Session, programme: Programme, today: dt.date) -> float:
         .join(Convention, Convention.id == Tranche.convention_id)
         .where(Convention.programme_id == programme.id, Tranche.status.in_(allocation.COMMITTED),
                Tranche.confirmed_on > today - dt.timedelta(days=PACE_DAYS),
-               Tranche.confirmed_on <= today)).scalar()
+               Tranche.confirmed_on <= today)).scalar_one()
     return int(committed) / PACE_DAYS
 
 
 def _runs_out(stock: allocation.Stock, pace: float, today: dt.date) -> dt.date | None:
-    """Art. 6: the shared stock runs out at today + available / recent pace."""
+    """Art. 6: what is left to commit runs out at today + available / recent pace."""
     if stock.available <= 0:
         return today
     if pace > 0:
@@ -269,7 +270,8 @@ def metropole_headline(session: Session, programme: Programme, today: dt.date
     pace = stock_pace(session, programme, today)
     return MetropoleDashboard(programme, today, stock, [], carnets(session, programme), pace,
                               _runs_out(stock, pace, today), deadlines(programme, today),
-                              late_tranches(session, programme, today))
+                              late_tranches(session, programme, today),
+                              pass_stock=pass_stock(session, programme))
 
 
 def metropole_dashboard(session: Session, programme: Programme, today: dt.date
@@ -284,7 +286,77 @@ def metropole_dashboard(session: Session, programme: Programme, today: dt.date
     return MetropoleDashboard(programme, today, stock, commune_figures(session, programme, today),
                               carnets(session, programme), pace, runs_out,
                               deadlines(programme, today), late_tranches(session, programme, today),
-                              dict(by_state))
+                              dict(by_state), pass_stock(session, programme))
+
+
+# ---------------------------------------------------------------- the stock equation (art. 6)
+
+@dataclass(frozen=True)
+class Term:
+    key: str
+    short: str      # in the equation's sentence
+    label: str      # on its figure
+    count: int
+
+
+# Every pass issued is in exactly one state: pass émis = Σ pass per state
+# (tests/test_stock_equation.py checks it against the ledger and the pass
+# table). The stock pages show these terms, and only these, under the equation.
+STOCK_TERMS: tuple[tuple[str, str, str, frozenset[S]], ...] = (
+    ("a_activer", "à activer", "À activer (chez l'émetteur, numéro de mandat attendu)",
+     frozenset({S.EMIS})),
+    ("disponibles", "disponibles",
+     "Disponibles dans le stock de la Métropole (activés ou restitués)",
+     frozenset({S.ACTIVE, S.RESTITUE})),
+    ("communes", "confiés aux communes", "Confiés aux communes (livrés, non répartis)",
+     frozenset({S.LIVRE})),
+    ("structures", "confiés aux structures",
+     "Confiés aux structures prescriptrices (répartis, non remis)", frozenset({S.REPARTI})),
+    ("remis", "remis", "Remis aux bénéficiaires (non scannés)", frozenset({S.DISTRIBUE})),
+    ("scannes", "scannés", "Scannés (pas encore mis en contre-paiement)", frozenset({S.SCANNE})),
+    ("contre_paiement", "mis en contre-paiement", "Mis en contre-paiement (à payer)",
+     frozenset({S.CONTRE_PAIEMENT})),
+    ("payes", "payés", "Payés aux opérateurs", frozenset({S.PAYE})),
+    ("bloques", "bloqués", "Bloqués", frozenset({S.BLOQUE})),
+    ("annules", "annulés", "Annulés", frozenset({S.ANNULE})),
+    ("expires", "expirés", "Expirés (avoir)", frozenset({S.EXPIRE})),
+)
+assert sorted(s.value for *_labels, states in STOCK_TERMS for s in states) == sorted(
+    s.value for s in S), "every pass state is in exactly one term of the stock equation"
+
+
+@dataclass(frozen=True)
+class PassStock:
+    """Émis = Σ terms. ``issued`` comes from the orders (carnets × pass per
+    carnet), the terms from the ledger's balances per state: the page shows
+    a gap if they ever disagree."""
+    issued: int
+    terms: tuple[Term, ...]
+
+    def count(self, key: str) -> int:
+        return next(t.count for t in self.terms if t.key == key)
+
+    @property
+    def available(self) -> int:
+        """Pass that exist and are in the Métropole's stock (0 before any is issued)."""
+        return self.count("disponibles")
+
+    @property
+    def gap(self) -> int:
+        return self.issued - sum(t.count for t in self.terms)
+
+
+def pass_stock(session: Session, programme: Programme) -> PassStock:
+    by_state: dict[S, int] = defaultdict(int)
+    for states in states_by_commune(session, programme.id).values():
+        for state, n in states.items():
+            by_state[state] += n
+    carnets_ordered = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(PassOrder.carnet_count), 0))
+        .where(PassOrder.programme_id == programme.id)).scalar_one()
+    return PassStock(int(carnets_ordered) * programme.pass_per_carnet,
+                     tuple(Term(key, short, label, sum(by_state.get(s, 0) for s in states))
+                           for key, short, label, states in STOCK_TERMS))
 
 
 # ---------------------------------------------------------------- monthly series

@@ -17,7 +17,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import custody, mandate as mandates, validity
+from portal.domain import custody, labels, mandate as mandates, validity
 from portal.domain.errors import Conflict, InvalidInput, NotAllowed
 from portal.domain.ledger import Actor
 from portal.domain.issuance import TARGET_PUBLICS
@@ -26,25 +26,9 @@ from portal.models import (Beneficiary, Carnet, Distribution, Pass, Programme,
 from portal.models.issuance import PassState as S
 from portal.models.ledger import Nature
 
-# Primo-diagnostic: what the person needs help with (art. 8).
-NEEDS = {
-    "demarches": "Démarches administratives en ligne",
-    "courriel": "Envoyer et recevoir des courriels",
-    "traitement_texte": "Traitement de texte",
-    "smartphone": "Prise en main d'un smartphone ou d'un ordinateur",
-    "emploi": "Recherche d'emploi en ligne",
-    "securite": "Sécurité et arnaques en ligne",
-}
-
-# Evaluation questionnaire: categories only (no free text about the person).
-QUESTIONNAIRE = {
-    "tranche_age": ("Tranche d'âge", {"moins_26": "Moins de 26 ans", "26_59": "26 à 59 ans",
-                                     "60_plus": "60 ans et plus"}),
-    "equipement": ("Équipement", {"aucun": "Aucun", "smartphone": "Smartphone seulement",
-                                  "ordinateur": "Ordinateur"}),
-    "orientation": ("Orienté par", {"spontane": "Venu de lui-même", "facilitateur": "Un facilitateur",
-                                    "service_social": "Un service social", "autre": "Autre"}),
-}
+# The vocabularies and their labels live in the one mapping place (portal.domain.labels).
+NEEDS = labels.NEEDS
+QUESTIONNAIRE = labels.QUESTIONNAIRE
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -114,7 +98,7 @@ def hand_out(session: Session, *, programme: Programme, structure: Tenant, user_
         sa.select(Pass.id).where(Pass.carnet_id == carnet.id, Pass.state == S.REPARTI,
                                  Pass.holder_id == structure.id)
         .order_by(Pass.index_in_carnet)).scalars().all()
-    if not available:
+    if carnet is None or not available:
         raise Conflict(f"Le carnet n° {carnet_number} n'est pas dans le stock de votre "
                        "structure (ou il a déjà été remis).", field="carnet_number")
     count = programme.pass_per_carnet if pass_count is None else pass_count
@@ -145,7 +129,7 @@ def hand_out(session: Session, *, programme: Programme, structure: Tenant, user_
                  criteria=[Pass.id.in_(chosen)], to_holder_id=structure.id,
                  expected_holder_id=structure.id, actor=Actor(user_id, structure.id),
                  ref_type="distribution", ref_id=distribution.id, expected_count=count)
-    return session.get(Distribution, distribution.id)
+    return session.get_one(Distribution, distribution.id)
 
 
 def handed_out_by(session: Session, pass_id: int) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import io
 import json
-from typing import Iterator, TextIO
+from typing import Callable, Iterator, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -24,8 +24,15 @@ CSV_HEADER = ["serie", "carnet", "rang", "etat", "detenteur", "mouvement_no", "d
               "reference", "motif"]
 
 
-def _history(session: Session, programme: Programme) -> Iterator[tuple[Pass, list]]:
-    names = dict(session.execute(sa.select(Tenant.id, Tenant.name)).all())
+Progress = Callable[[int], None]
+
+
+def _history(session: Session, programme: Programme, progress: Progress | None = None,
+             every: int = 500) -> Iterator[tuple[dict, list]]:
+    """Each pass (dict) with its movements, in id order; ``progress(n)`` is
+    called every ``every`` pass with the number of pass done."""
+    names: dict[int | None, str] = dict(
+        session.execute(sa.select(Tenant.id, Tenant.name)).tuples().all())
     entries = session.execute(
         sa.select(LedgerEntry).where(LedgerEntry.programme_id == programme.id)
         .order_by(LedgerEntry.pass_first_id, LedgerEntry.id)
@@ -38,7 +45,7 @@ def _history(session: Session, programme: Programme) -> Iterator[tuple[Pass, lis
                   Pass.holder_id).join(Carnet, Carnet.id == Pass.carnet_id)
         .where(Pass.programme_id == programme.id).order_by(Pass.id)
         .execution_options(yield_per=5000))
-    for pid, serial, carnet, index, state, holder in rows:
+    for done, (pid, serial, carnet, index, state, holder) in enumerate(rows, 1):
         while upcoming is not None and upcoming.pass_first_id <= pid:
             heapq.heappush(open_entries, (upcoming.pass_last_id, upcoming.id, upcoming))
             upcoming = next(pending, None)
@@ -53,6 +60,8 @@ def _history(session: Session, programme: Programme) -> Iterator[tuple[Pass, lis
                  "to_state": e.to_state.value, "to_holder": names.get(e.to_holder_id, ""),
                  "reference": f"{e.ref_type}:{e.ref_id}" if e.ref_type else "",
                  "reason": e.reason} for e in moves])
+        if progress is not None and done % every == 0:
+            progress(done)
 
 
 class _Line:
@@ -64,13 +73,14 @@ class _Line:
         return len(text)
 
 
-def iter_csv(session: Session, programme: Programme) -> Iterator[str]:
+def iter_csv(session: Session, programme: Programme, progress: Progress | None = None,
+             every: int = 500) -> Iterator[str]:
     """One line per (pass, movement); ``;`` separator and BOM for French Excel."""
     line = _Line()
     writer = spreadsheet.csv_writer(line)
     writer.writerow(CSV_HEADER)
     yield "\ufeff" + line.value
-    for p, moves in _history(session, programme):
+    for p, moves in _history(session, programme, progress, every):
         for m in moves:
             writer.writerow([p["serial"], p["carnet"], p["index"], p["state"], p["holder"],
                              m["seq"], m["date"], m["nature"], m["from_state"], m["from_holder"],
@@ -78,14 +88,15 @@ def iter_csv(session: Session, programme: Programme) -> Iterator[str]:
             yield line.value
 
 
-def iter_json(session: Session, programme: Programme) -> Iterator[str]:
+def iter_json(session: Session, programme: Programme, progress: Progress | None = None,
+              every: int = 500) -> Iterator[str]:
     """A JSON document, pass by pass."""
     head = {"programme": programme.name, "prefixe": programme.prefix,
             "valeur_faciale_centimes": programme.face_value_cents,
             "fin_validite": programme.valid_until.isoformat()}
     yield json.dumps(head, ensure_ascii=False)[:-1] + ', "pass": [\n'
     first = True
-    for p, moves in _history(session, programme):
+    for p, moves in _history(session, programme, progress, every):
         yield ("" if first else ",\n") + json.dumps({**p, "mouvements": moves},
                                                     ensure_ascii=False)
         first = False
@@ -105,8 +116,11 @@ def chunked(lines: Iterator[str], size: int = 65536) -> Iterator[str]:
         yield "".join(buffer)
 
 
-def write_export(session: Session, programme: Programme, fmt: str, out: TextIO) -> None:
-    for chunk in chunked((iter_csv if fmt == "csv" else iter_json)(session, programme)):
+def write_export(session: Session, programme: Programme, fmt: str, out: TextIO, *,
+                 progress: Progress | None = None, progress_every: int = 500) -> None:
+    lines = (iter_csv if fmt == "csv" else iter_json)(session, programme, progress,
+                                                       progress_every)
+    for chunk in chunked(lines):
         out.write(chunk)
 
 

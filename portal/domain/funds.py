@@ -84,7 +84,7 @@ def _reference(text: str) -> str:
 
 def advances_total(session: Session, mandate: Mandate) -> int:
     return int(session.execute(sa.select(sa.func.coalesce(sa.func.sum(
-        FundAdvance.amount_cents), 0)).where(FundAdvance.mandate_id == mandate.id)).scalar())
+        FundAdvance.amount_cents), 0)).where(FundAdvance.mandate_id == mandate.id)).scalar_one())
 
 
 def call_for_funds(session: Session, mandate: Mandate, *, reference: str, amount_cents: int,

@@ -13,6 +13,7 @@ address already had an account (the same invitation either way).
 """
 from __future__ import annotations
 
+from typing import cast
 import datetime as dt
 import hashlib
 import secrets
@@ -33,7 +34,7 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def clean_email(text: str, field: str = "email") -> str:
+def clean_email(text: str | None, field: str = "email") -> str:
     """A syntactically valid address, lower-cased (no DNS look-up)."""
     raw = (text or "").strip()
     if not raw:
@@ -150,16 +151,16 @@ def find(session: Session, token: str, now: dt.datetime | None = None) -> Invita
 def _claim(session: Session, invitation: Invitation, user: User, now: dt.datetime) -> Membership:
     """Mark the invitation used (conditional UPDATE: two tabs cannot both
     use one link) and add the membership."""
-    used = session.execute(
+    used = cast(sa.CursorResult, session.execute(
         sa.update(Invitation)
         .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None),
                Invitation.cancelled_at.is_(None))
         .values(accepted_at=now, accepted_user_id=user.id)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False))).rowcount
     if used != 1:
         raise Gone("Ce lien d'invitation a déjà servi.")
     session.refresh(invitation)
-    tenant = session.get(Tenant, invitation.tenant_id)
+    tenant = session.get_one(Tenant, invitation.tenant_id)
     existing = session.execute(sa.select(Membership).where(
         Membership.user_id == user.id, Membership.tenant_id == tenant.id)).scalar_one_or_none()
     if existing is not None:

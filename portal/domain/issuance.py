@@ -10,12 +10,13 @@
 """
 from __future__ import annotations
 
+from typing import cast
 import datetime as dt
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.domain import calendar, custody, keys, ledger, serials
+from portal.domain import calendar, custody, keys, labels, ledger, serials
 from portal.domain.errors import Conflict, InvalidInput
 from portal.domain.ledger import Actor
 from portal.domain.permissions import TenantKind
@@ -23,14 +24,7 @@ from portal.models import Carnet, Pass, PassOrder, Programme, Tenant, utcnow
 from portal.models.issuance import PassState
 from portal.models.ledger import Nature
 
-TARGET_PUBLICS = {
-    "demandeurs_emploi": "Demandeurs d'emploi",
-    "seniors": "Seniors",
-    "habitants_qpv": "Habitants des quartiers prioritaires (QPV)",
-    "jeunes": "Jeunes de 16 à 25 ans",
-    "allocataires_minima": "Allocataires de minima sociaux",
-    "personnes_handicap": "Personnes en situation de handicap",
-}
+TARGET_PUBLICS = labels.TARGET_PUBLICS     # the one mapping place of labels
 
 # AMI 1 defaults, from the MGP–commune convention.
 AMI1_DEFAULTS = dict(
@@ -150,8 +144,8 @@ def update_programme(session: Session, programme: Programme, **settings) -> Prog
 
 
 def issued_pass_count(session: Session, programme_id: int) -> int:
-    return int(session.execute(sa.select(sa.func.count()).select_from(Pass)
-                               .where(Pass.programme_id == programme_id)).scalar())
+    return session.execute(sa.select(sa.func.count()).select_from(Pass)
+                           .where(Pass.programme_id == programme_id)).scalar_one()
 
 
 def order_carnets(session: Session, programme: Programme, carnet_count: int, *,
@@ -180,7 +174,7 @@ def order_carnets(session: Session, programme: Programme, carnet_count: int, *,
     session.flush()
     # One INSERT … SELECT over the carnet numbers (a recursive CTE, on SQLite and
     # PostgreSQL alike) rather than one parameter set per carnet.
-    carnets = Carnet.__table__
+    carnets = cast(sa.Table, Carnet.__table__)
     numbers = sa.select(sa.literal(last + 1, sa.Integer).label("n")).cte("numbers", recursive=True)
     numbers = numbers.union_all(sa.select(numbers.c.n + 1)
                                 .where(numbers.c.n < last + carnet_count))

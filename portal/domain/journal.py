@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import io
+from collections import defaultdict
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -138,10 +139,72 @@ def entries_for(session: Session, tenant: Tenant, *, limit: int | None = 500,
     return list(session.execute(query).scalars())
 
 
-def _describe(values: dict | None) -> str:
+def objects(session: Session, entries: list[JournalEntry]) -> dict[int, str]:
+    """Entry id → what it is about, as people name it (« habilitation de
+    Camille Martin pour le CCAS de Bondy (mandat …) », « relevé de la
+    Médiathèque de Bondy, mars 2021 »), never a database id (issue 15 item 3).
+    One query per kind of object."""
+    from portal.domain import labels, references
+    from portal.formatting import format_month
+    from portal.models import (BankDetails, Habilitation, HabilitationRequest, Invitation,
+                               Programme, Statement)
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for e in entries:
+        if e.target_id is not None:
+            wanted[e.target].add(e.target_id)
+
+    def load(model, *targets: str) -> dict:
+        ids = set().union(*(wanted.get(t, set()) for t in targets))
+        if not ids:
+            return {}
+        return {o.id: o for o in session.execute(
+            sa.select(model).where(model.id.in_(ids))).scalars()}
+
+    users = load(User, "membre", "compte")
+    tenants = load(Tenant, "tenant", "organisation", "lieu")
+    programmes = load(Programme, "programme")
+    habilitations = load(Habilitation, "habilitation")
+    statements = load(Statement, "relevé")
+    invitations = load(Invitation, "invitation")
+    requests = load(HabilitationRequest, "demande d'habilitation")
+    bank_details = load(BankDetails, "coordonnées bancaires")
+
+    def describe(e: JournalEntry) -> str | None:
+        i, what = e.target_id, labels.journal_target(e.target)
+        if i is None:
+            return None
+        if i in users and e.target in ("membre", "compte"):
+            return f"{what} {users[i].full_name} ({users[i].email})"
+        if i in tenants and e.target in ("tenant", "organisation", "lieu"):
+            return f"{what} {tenants[i].name}"
+        if i in programmes and e.target == "programme":
+            return f"{what} {programmes[i].name} ({programmes[i].prefix})"
+        if i in habilitations and e.target == "habilitation":
+            return references.habilitation(habilitations[i])
+        if i in statements and e.target == "relevé":
+            s = statements[i]
+            return f"relevé de {s.structure.name}, {format_month(s.period)}"
+        if i in invitations and e.target == "invitation":
+            return f"invitation de {invitations[i].email}"
+        if i in requests and e.target == "demande d'habilitation":
+            r = requests[i]
+            return f"demande d'habilitation de {r.user.full_name} pour {r.structure.name}"
+        if i in bank_details and e.target == "coordonnées bancaires":
+            return f"coordonnées bancaires de {bank_details[i].structure.name}"
+        return None
+
+    def capital(text: str) -> str:
+        return text[:1].upper() + text[1:]
+
+    return {e.id: capital(describe(e) or labels.journal_target(e.target)) for e in entries}
+
+
+def change(values: dict | None) -> str:
+    """Recorded values as people read them: field names and values in French."""
+    from portal.domain import labels
     if not values:
         return ""
-    return ", ".join(f"{k} : {v}" for k, v in values.items())
+    return ", ".join(f"{labels.field(k)} : {labels.value(k, v)}" for k, v in values.items())
 
 
 def to_csv(session: Session, entries: list[JournalEntry]) -> str:
@@ -156,19 +219,21 @@ def to_csv(session: Session, entries: list[JournalEntry]) -> str:
     out.write("\ufeff")
     writer = spreadsheet.csv_writer(out)   # formula injection neutralised
     writer.writerow(["Date (UTC)", "Action", "Auteur", "Organisation de l'auteur",
-                     "Journal de", "Objet", "N° de l'objet", "Avant", "Après", "Adresse IP"])
+                     "Journal de", "Objet", "Identifiant technique de l'objet", "Avant", "Après",
+                     "Adresse IP"])
+    described = objects(session, entries)
 
     def safe(text) -> str:
         text = "" if text is None else str(text)
         return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
     for e in entries:
-        user = users.get(e.actor_user_id)
+        user = users.get(e.actor_user_id) if e.actor_user_id is not None else None
         writer.writerow([safe(x) for x in (
             e.created_at.strftime("%Y-%m-%d %H:%M:%S"), action_label(e.action),
             user.email if user else "système",
             tenants[e.actor_tenant_id].name if e.actor_tenant_id in tenants else "",
             tenants[e.tenant_id].name if e.tenant_id in tenants else "",
-            e.target, e.target_id if e.target_id is not None else "",
-            _describe(e.before), _describe(e.after), e.ip or "")])
+            described[e.id], e.target_id if e.target_id is not None else "",
+            change(e.before), change(e.after), e.ip or "")])
     return out.getvalue()

@@ -29,6 +29,7 @@ import hmac
 from collections import defaultdict
 from dataclasses import dataclass, field
 from hashlib import sha256
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -113,10 +114,10 @@ class Head:
     mac: str
 
 
-_HEADS = LedgerHead.__table__
-_ENTRIES = LedgerEntry.__table__
-_SEALS = LedgerSeal.__table__
-_QUEUE = LedgerUnsealed.__table__
+_HEADS = cast(sa.Table, LedgerHead.__table__)
+_ENTRIES = cast(sa.Table, LedgerEntry.__table__)
+_SEALS = cast(sa.Table, LedgerSeal.__table__)
+_QUEUE = cast(sa.Table, LedgerUnsealed.__table__)
 _INSERT_ENTRY = _ENTRIES.insert()
 _LOCK_HEAD = (sa.select(_HEADS.c.seq, _HEADS.c.mac)
               .where(_HEADS.c.programme_id == sa.bindparam("programme_id")).with_for_update())
@@ -355,10 +356,11 @@ def _fields_text(dialect_name: str):
     # concatenations per field (printf's %s prints an integer as Python does
     # and NULL as ""); created_at not in the stored format gives NULL, and the
     # entry goes through ``python_text``.
-    parts = [created if name == "created_at" else source(name) for name in _FIELDS]
-    text = sa.case((stamp.op("GLOB")(_SQLITE_UTC_GLOB),
-                    sa.func.printf("|%s" * len(parts), *parts)), else_=sa.null())
-    return sa.type_coerce(text, sa.String)
+    fields: list[sa.ColumnElement] = [created if name == "created_at" else source(name)
+                                      for name in _FIELDS]
+    printed = sa.case((stamp.op("GLOB")(_SQLITE_UTC_GLOB),
+                       sa.func.printf("|%s" * len(fields), *fields)), else_=sa.null())
+    return sa.type_coerce(printed, sa.String)
 
 
 def last_anchor(session: Session, programme_id: int) -> LedgerAnchor | None:
@@ -561,7 +563,7 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
         if problem:
             problems.append(problem)
             total += session.execute(sa.select(sa.func.count()).select_from(_SEALS)
-                                     .where(_SEALS.c.programme_id == pid)).scalar()
+                                     .where(_SEALS.c.programme_id == pid)).scalar_one()
             continue
         total += expected_seq - first_seq
         last_seq = expected_seq - 1
@@ -626,4 +628,4 @@ def issued_total(session: Session, programme_id: int, at: dt.datetime | None = N
     if at is not None:
         where.append(LedgerEntry.created_at <= at)
     return int(session.execute(sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.count), 0))
-                               .where(*where)).scalar())
+                               .where(*where)).scalar_one())

@@ -55,10 +55,10 @@ def records(session: Session, programme: Programme) -> list[dict]:
     """One dict per place, keys from the schema, empty fields left out."""
     communes = {t.id: t for t in session.execute(sa.select(Tenant).where(
         Tenant.kind == TenantKind.COMMUNE)).scalars()}
-    commanditaire = session.get(Tenant, programme.commanditaire_id)
+    commanditaire = programme.commanditaire
     out = []
     for structure, lieu in qualified_places(session, programme):
-        commune = communes.get(structure.parent_id)
+        commune = communes.get(structure.parent_id) if structure.parent_id else None
         updated = (lieu.updated_at if lieu is not None else structure.created_at)
         row = {
             "id": f"pass-numerique-{structure.slug}",

@@ -39,7 +39,7 @@ def _check_not_last_admin(session: Session, membership: Membership, message: str
 
 
 def change_role(session: Session, membership: Membership, role, *, actor) -> Membership:
-    tenant = session.get(Tenant, membership.tenant_id)
+    tenant = session.get_one(Tenant, membership.tenant_id)
     role = invitations.check_role(tenant, role)
     before = membership.role
     if role is before:

@@ -9,6 +9,7 @@ as zero. Read from ``flow_counts`` only; no beneficiary data is involved.
 """
 from __future__ import annotations
 
+from typing import Any
 import io
 import json
 from collections import defaultdict
@@ -43,15 +44,16 @@ def suppress(value: int) -> int | None:
 
 def rows(session: Session) -> list[dict]:
     names = dict(session.execute(sa.select(Tenant.id, sa.func.coalesce(Tenant.insee_code, ""))
-                                 .where(Tenant.kind == "commune")).all())
+                                 .where(Tenant.kind == "commune")).tuples().all())
     labels = dict(session.execute(sa.select(Tenant.id, Tenant.name)
-                                  .where(Tenant.kind == "commune")).all())
+                                  .where(Tenant.kind == "commune")).tuples().all())
     out = []
     for (commune, month), values in sorted(raw_counts(session).items(),
                                            key=lambda item: (labels.get(item[0][0], ""), item[0][1])):
         if commune not in labels:
             continue
-        row = {"commune": labels[commune], "code_insee": names.get(commune, ""), "mois": month}
+        row: dict[str, Any] = {"commune": labels[commune], "code_insee": names.get(commune, ""),
+                               "mois": month}
         secret = False
         for key, _nature in MEASURES:
             row[key] = suppress(values[key])

@@ -138,16 +138,16 @@ def statements_to_pay(session: Session, programme: Programme) -> list[dict]:
         .join(Statement, Statement.id == StatementLine.statement_id)
         .where(Statement.status == StatementStatus.VALIDE,
                StatementLine.programme_id == programme.id)
-        .group_by(StatementLine.statement_id)).all())
+        .group_by(StatementLine.statement_id)).tuples().all())
     passes = dict(session.execute(
         sa.select(StatementLine.statement_id, sa.func.count())
         .where(StatementLine.statement_id.in_(list(share) or [0]),
                StatementLine.programme_id == programme.id, StatementLine.scan_id.is_not(None))
-        .group_by(StatementLine.statement_id)).all())
+        .group_by(StatementLine.statement_id)).tuples().all())
     totals = dict(session.execute(
         sa.select(StatementLine.statement_id, sa.func.sum(StatementLine.amount_cents))
         .where(StatementLine.statement_id.in_(list(share) or [0]))
-        .group_by(StatementLine.statement_id)).all())
+        .group_by(StatementLine.statement_id)).tuples().all())
     statements = session.execute(
         sa.select(Statement, Tenant.name).join(Tenant, Tenant.id == Statement.structure_id)
         .where(Statement.id.in_(list(share) or [0]))

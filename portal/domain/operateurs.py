@@ -8,6 +8,7 @@ partner), DOMAIN.md ("Contre-paiement: monthly … to a validated IBAN").
 """
 from __future__ import annotations
 
+from typing import Literal, overload
 import re
 
 import sqlalchemy as sa
@@ -104,6 +105,18 @@ ALLOWED_QUALIFICATION_CHANGES = {
     Qualification.SUSPENDU: {Qualification.QUALIFIE, Qualification.DEQUALIFIE},
     Qualification.DEQUALIFIE: {Qualification.EN_ATTENTE},
 }
+
+
+@overload
+def profile_of(session: Session, structure: Tenant,
+               *, create: Literal[True] = True) -> OperateurProfile:
+    ...
+
+
+@overload
+def profile_of(session: Session, structure: Tenant,
+               *, create: bool) -> OperateurProfile | None:
+    ...
 
 
 def profile_of(session: Session, structure: Tenant, *, create: bool = True) -> OperateurProfile | None:

@@ -171,7 +171,7 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
     low, high = _bounds(start, end)
     programmes = programmes_of_mandate(session, mandate)
     face = {p.id: p.face_value_cents for p in programmes}
-    names = dict(session.execute(sa.select(Tenant.id, Tenant.name)).all())
+    names = dict(session.execute(sa.select(Tenant.id, Tenant.name)).tuples().all())
     rows: dict[int | None, Row] = {}
 
     def row_for(commune_id):
@@ -244,8 +244,9 @@ def build_statement(session: Session, mandate: Mandate, start: dt.date, end: dt.
         actual = dict(session.execute(
             sa.select(Pass.commune_id, sa.func.count()).where(
                 Pass.programme_id.in_([p.id for p in programmes]), Pass.commune_id.is_not(None),
-                Pass.state.in_(CIRCULATION)).group_by(Pass.commune_id)).all())
-        for commune_id in set(actual) | {k for k in rows if k is not None}:
+                Pass.state.in_(CIRCULATION)).group_by(Pass.commune_id)).tuples().all())
+        # (the query keeps pass with a commune: no None key)
+        for commune_id in {k for k in actual if k is not None} | {k for k in rows if k is not None}:
             expected = rows[commune_id].closing.count if commune_id in rows else 0
             if actual.get(commune_id, 0) != expected:
                 mismatches.append(f"{names.get(commune_id, commune_id)} : solde de clôture du "
@@ -361,7 +362,7 @@ def _statement_mismatches(session: Session, low: dt.datetime, high: dt.datetime)
     totals = dict(session.execute(
         sa.select(StatementLine.statement_id, sa.func.sum(StatementLine.amount_cents))
         .where(StatementLine.statement_id.in_(touched))
-        .group_by(StatementLine.statement_id)).all())
+        .group_by(StatementLine.statement_id)).tuples().all())
     mismatches = []
     for (statement_id, nature), cents in sorted(booked.items()):
         expected = int(totals.get(statement_id) or 0)

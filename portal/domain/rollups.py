@@ -19,6 +19,7 @@ source tables (tests compare; ``rebuild`` repairs after a manual fix).
 """
 from __future__ import annotations
 
+from typing import cast
 import datetime as dt
 from collections import defaultdict
 
@@ -42,8 +43,8 @@ def circulation_delta(from_state, to_state, count: int) -> int:
             - (count if from_state is not None and PassState(from_state) in CIRCULATION else 0))
 
 
-_POSITIONS = PositionCount.__table__
-_FLOWS = FlowCount.__table__
+_POSITIONS = cast(sa.Table, PositionCount.__table__)
+_FLOWS = cast(sa.Table, FlowCount.__table__)
 
 
 _UPSERTS: dict[tuple[str, str], sa.sql.Executable] = {}
@@ -56,10 +57,8 @@ def _upsert(session: Session, which: str):
     dialect = session.get_bind().dialect.name
     stmt = _UPSERTS.get((dialect, which))
     if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         if which == "positions":
             stmt = insert(_POSITIONS)
             stmt = stmt.on_conflict_do_update(

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ from portal.domain import anomalies, custody, passcheck
 from portal.domain.errors import Conflict, DomainError, Gone, InvalidInput, NotAllowed, NotFound
 from portal.domain.ledger import Actor
 from portal.formatting import PARIS, format_date, format_datetime
-from portal.models import (Channel, IdempotencyRecord, LedgerEntry, Nature, OperateurProfile,
+from portal.models import (Channel, IdempotencyRecord, OperateurProfile,
                            OperateurService, Pass, Programme, ProgrammePerimeter, Qualification,
                            Scan, Statement, StatementLine, StatementStatus, Tenant, utcnow)
 from portal.models.issuance import PassState as S
@@ -37,26 +38,20 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 # Statements of the hot path, built once (saves statement construction and
 # cache-key computation on every scan; measured under the scan load).
 _bp = sa.bindparam
-_HANDED_OUT_BY = (sa.select(LedgerEntry.actor_user_id, LedgerEntry.actor_tenant_id)
-                  .where(LedgerEntry.programme_id == _bp("programme_id"),
-                         LedgerEntry.nature == Nature.DISTRIBUTION,
-                         LedgerEntry.pass_first_id <= _bp("pass_id"),
-                         LedgerEntry.pass_last_id >= _bp("pass_id"))
-                  .order_by(LedgerEntry.id.desc()).limit(1))
 
 
 def _context_statement(service_given: bool):
     """Every check of a scan read in ONE statement (issue 18): the place's
-    qualification and commune approval, who handed the pass out (art. 8),
-    the programme's perimeter, the service delivered and how many pass of
-    the same carnet this place scanned within ``anomalies.BURST_WINDOW``.
-    Scalar subqueries of one SELECT, the same SQL on SQLite and PostgreSQL."""
+    qualification and commune approval, the programme's perimeter, the
+    service delivered, how many pass of the same carnet this place scanned
+    within ``anomalies.BURST_WINDOW`` and the name of the pass's commune.
+    Scalar subqueries of one SELECT, the same SQL on SQLite and PostgreSQL;
+    who handed the pass out (art. 8) comes with the pass itself."""
     profile = OperateurProfile.__table__
     services = OperateurService.__table__
     perimeter = ProgrammePerimeter.__table__
     scans = Scan.__table__
     tenants = Tenant.__table__
-    handed = _HANDED_OUT_BY.subquery()
 
     def one(column, *where, order=None):
         query = sa.select(column).where(*where)
@@ -72,8 +67,6 @@ def _context_statement(service_given: bool):
         .label("qualification"),
         one(profile.c.commune_approved_at, profile.c.structure_id == _bp("structure_id"))
         .label("approved_at"),
-        sa.select(handed.c.actor_user_id).scalar_subquery().label("handed_user_id"),
-        sa.select(handed.c.actor_tenant_id).scalar_subquery().label("handed_tenant_id"),
         one(sa.func.count(), perimeter.c.programme_id == _bp("programme_id"))
         .label("perimeter_size"),
         one(sa.func.count(), perimeter.c.programme_id == _bp("programme_id"),
@@ -123,7 +116,10 @@ def read_context(session: Session, found: Pass, structure: Tenant, service_id: i
         "service_id": service_id, "since": at - anomalies.BURST_WINDOW,
         "commune_id": found.commune_id}).one()
     qualification = Qualification(row.qualification) if row.qualification else None
-    return Context(qualification, row.approved_at, row.handed_user_id, row.handed_tenant_id,
+    # Who handed it out (art. 8): the agent recorded on the pass with its
+    # DISTRIBUTION entry, and the place holding it — a pass « distribué » is
+    # held by the structure that handed it out.
+    return Context(qualification, row.approved_at, found.handed_by_id, found.holder_id,
                    int(row.perimeter_size), int(row.in_perimeter), int(row.services),
                    row.service_id, row.service_name, int(row.carnet_scans), row.commune_name)
 
@@ -131,8 +127,8 @@ def read_context(session: Session, found: Pass, structure: Tenant, service_id: i
 _SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id", "service_id",
                  "service_name", "user_id", "api_token_id", "channel", "amount_cents",
                  "previous_holder_id", "scanned_at", "recorded_at")
-_SCANS = Scan.__table__
-_IDEMPOTENCY_RECORDS = IdempotencyRecord.__table__
+_SCANS = cast(sa.Table, Scan.__table__)
+_IDEMPOTENCY_RECORDS = cast(sa.Table, IdempotencyRecord.__table__)
 _IDEMPOTENCY = (sa.select(IdempotencyRecord.fingerprint, IdempotencyRecord.status_code,
                           IdempotencyRecord.body)
                 .where(IdempotencyRecord.structure_id == _bp("structure_id"),
@@ -223,7 +219,7 @@ class Verdict:
     anomalies: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        body = {"message": self.headline, "detail": self.detail, "serial": self.found.serial,
+        body: dict = {"message": self.headline, "detail": self.detail, "serial": self.found.serial,
                 "programme": self.programme.name,
                 "valid_until": self.programme.valid_until.isoformat()}
         if self.scan is not None:
@@ -265,13 +261,6 @@ def last_scan(session: Session, pass_id: int) -> tuple[Scan, str] | None:
         .where(Scan.pass_id == pass_id, Scan.cancelled_at.is_(None))
         .order_by(Scan.id.desc()).limit(1)).first()
     return (row[0], row[1]) if row else None
-
-
-def handed_out_by(session: Session, found: Pass) -> tuple[int | None, int | None]:
-    """(user, structure) of the DISTRIBUTION entry covering this pass (art. 8)."""
-    row = session.execute(_HANDED_OUT_BY, {"programme_id": found.programme_id,
-                                           "pass_id": found.id}).first()
-    return (row[0], row[1]) if row else (None, None)
 
 
 def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.datetime | dt.date,
@@ -574,7 +563,7 @@ def undo(session: Session, scan: Scan, scanner: Scanner, *, reason: str, window_
     if line is not None and line[1] is not StatementStatus.BROUILLON:
         raise Conflict("Le relevé du mois qui contient ce scan est déjà validé : annulation "
                        "impossible.")
-    programme = session.get(Programme, scan.programme_id)
+    programme = session.get_one(Programme, scan.programme_id)
     if line is not None:
         session.delete(line[0])            # draft lines may still change
     scan.cancelled_at = now

@@ -162,7 +162,7 @@ def prepare_run(session: Session, mandate: Mandate, *, execution_date: dt.date, 
     session.flush()
     for statement, bank in todo.sepa:
         attempt = 1 + int(session.execute(sa.select(sa.func.count()).where(
-            PaymentLine.statement_id == statement.id)).scalar())
+            PaymentLine.statement_id == statement.id)).scalar_one())
         session.add(PaymentLine(
             run_id=run.id, statement_id=statement.id, structure_id=statement.structure_id,
             attempt=attempt, amount_cents=statement.total_cents,

@@ -315,7 +315,10 @@ def _split_serial(text: str) -> tuple[str, str, str, str] | None:
             return prefix, carnet, index, check
         return None
     match = _COMPACT_RE.fullmatch(text)
-    return match.groups() if match else None
+    if match is None:
+        return None
+    prefix, carnet, index, check = match.groups()
+    return prefix, carnet, index, check
 
 
 def _serial_from_text(text: str) -> Serial:

@@ -119,10 +119,11 @@ def _move_lines(session: Session, statement: Statement, nature: Nature, actor: A
     by_programme: dict[int, list[int]] = defaultdict(list)
     for line in statement.lines:
         if line.pass_id is not None:
+            assert line.programme_id is not None     # a scanned pass's line names its programme
             by_programme[line.programme_id].append(line.pass_id)
     moved = 0
     for programme_id, ids in by_programme.items():
-        programme = session.get(Programme, programme_id)
+        programme = session.get_one(Programme, programme_id)
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             moved += custody.move(session, programme, nature=nature,
@@ -146,8 +147,8 @@ def _ledger_corrections(session: Session, statement: Statement, nature: Nature,
     if not scanned:
         return 0
     by_id = {line.id: line for line in statement.lines}
-    communes = dict(session.execute(sa.select(Pass.id, Pass.commune_id).where(
-        Pass.id.in_([line.pass_id for line in scanned]))).all())
+    communes: dict[int | None, int | None] = dict(session.execute(sa.select(Pass.id, Pass.commune_id).where(
+        Pass.id.in_([line.pass_id for line in scanned]))).tuples().all())
     statement_communes = {communes.get(line.pass_id) for line in scanned}
     written = 0
     for line in statement.lines:
@@ -160,6 +161,7 @@ def _ledger_corrections(session: Session, statement: Statement, nature: Nature,
         else:
             commune_id = communes.get(target.pass_id)
         now = utcnow()
+        assert target.programme_id is not None and target.pass_id is not None   # a scanned line
         # The sealer adds the entry to the flow rollups (rollups.add_entries).
         ledger.append(session, programme_id=target.programme_id, nature=nature, actor=actor,
                       from_state=None, from_holder_id=None, to_state=to_state,

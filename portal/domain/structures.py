@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+from typing import Any
 import re
 
 import sqlalchemy as sa
@@ -47,7 +48,7 @@ SERVICES = [
 PHONE = re.compile(r"\+(33|590|594|262|596|269|687|689|508|681)\d{6,9}")
 
 
-def clean_siret(session: Session, value: str, *, field: str = "siret") -> str:
+def clean_siret(session: Session, value: str | None, *, field: str = "siret") -> str:
     """14 digits with a valid check key (INSEE; python-stdnum also knows La
     Poste's exception), unique among structures (#APTIC onboarding)."""
     siret = re.sub(r"[\s.\-]", "", value or "")
@@ -63,7 +64,7 @@ def clean_siret(session: Session, value: str, *, field: str = "siret") -> str:
     return siret
 
 
-def clean_phone(value: str, field: str = "telephone") -> str:
+def clean_phone(value: str | None, field: str = "telephone") -> str:
     """A French number as the schema stores it (+33XXXXXXXXX); empty allowed."""
     digits = re.sub(r"[\s.\-()]", "", value or "")
     if not digits:
@@ -221,7 +222,7 @@ def set_public_fields(session: Session, structure: Tenant, data: dict, *, actor:
     typologie = data.get("typologie") or ""
     if typologie not in TYPOLOGIES:
         raise InvalidInput("Type de lieu inconnu.", field="typologie")
-    values = {
+    values: dict[str, Any] = {
         "services": services, "typologie": typologie,
         "telephone": clean_phone(data.get("telephone")),
         "courriels": (clean_email(data.get("courriels"), "courriels")

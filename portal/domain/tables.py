@@ -67,6 +67,34 @@ class Table:
     def html_rows(self) -> list[list[str]]:
         return [[c.html(row.get(c.key)) for c in self.columns] for row in self.rows]
 
+    def html_rows_folded(self, min_run: int = 2) -> list[dict[str, Any]]:
+        """The rows as shown folded under a time-series chart: a run of at least
+        ``min_run`` rows whose figures are all zero or empty becomes one row
+        ``{"empty": True, "label": "02/11 à 14/11"}`` (« aucune donnée »), so that a
+        month of quiet days is one line, not thirty. Other rows are
+        ``{"empty": False, "cells": [...]}``. The exports keep every row."""
+        figures = [c for c in self.columns if c.kind in ("int", "pct", "eur")]
+        first = self.columns[0]
+        out: list[dict[str, Any]] = []
+        run: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            if len(run) >= min_run:
+                out.append({"empty": True, "label": f"{first.html(run[0].get(first.key))} à "
+                                                    f"{first.html(run[-1].get(first.key))}"})
+            else:
+                out.extend({"empty": False, "cells": [c.html(r.get(c.key)) for c in self.columns]}
+                           for r in run)
+            run.clear()
+        for row in self.rows:
+            if figures and not any(row.get(c.key) for c in figures):
+                run.append(row)
+                continue
+            flush()
+            out.append({"empty": False, "cells": [c.html(row.get(c.key)) for c in self.columns]})
+        flush()
+        return out
+
     def html_footer(self) -> list[str] | None:
         return [c.html(self.footer.get(c.key)) for c in self.columns] if self.footer else None
 

@@ -177,7 +177,7 @@ def oppose(session: Session, programme: Programme, first: str, last: str, *, rea
         raise InvalidInput("Ces numéros n'appartiennent pas à ce programme.", field="first")
     lo, hi = sorted([a.canonical, b.canonical])
     count = session.execute(sa.select(sa.func.count()).where(
-        Pass.programme_id == programme.id, Pass.serial.between(lo, hi))).scalar()
+        Pass.programme_id == programme.id, Pass.serial.between(lo, hi))).scalar_one()
     if count == 0:
         raise Conflict("Aucun pass dans cette plage.")
     if count > 10_000:

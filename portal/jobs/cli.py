@@ -30,12 +30,13 @@ def _rq_queue():
 @click.option("--burst", is_flag=True, help="S'arrêter quand la file est vide.")
 @with_appcontext
 def worker_command(burst):
-    """Run queued tasks (print jobs, e-mail, duties) until stopped."""
+    """Run queued tasks (print jobs, exports, e-mail, duties) until stopped."""
     from rq import Worker
 
     from portal.extensions import db
     from portal.jobs import enqueue
     from portal.jobs.tasks import set_worker_app
+    from portal.jobs import exports
     from portal.printing import jobs
     queue = _rq_queue()
     app = current_app._get_current_object()
@@ -43,11 +44,13 @@ def worker_command(burst):
     # Jobs left « en cours » by a worker that died: run them again (or report them failed).
     handled = jobs.reap_stale(db.session, stale_seconds=app.config["JOB_STALE_SECONDS"],
                               requeue=lambda jid: enqueue("print.carnets", jid))
+    handled += exports.reap_stale(db.session, stale_seconds=app.config["JOB_STALE_SECONDS"],
+                                  requeue=lambda jid: enqueue("export.run", jid))
     db.session.remove()
     for engine in db.engines.values():
         engine.dispose()        # the work horses are forked: no pooled connection to share
     if handled:
-        log.warning("%s abandoned print job(s) handled at start-up", handled)
+        log.warning("%s abandoned print or export job(s) handled at start-up", handled)
     worker = Worker([queue.rq_queue], connection=queue.connection)
     worker.work(burst=burst, with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
 

@@ -103,17 +103,37 @@ def run_duty(name: str, period: str | None = None) -> str:
     return duties.run(db.session, name, period)
 
 
-def reap_stale_jobs(job_id: int | None = None) -> int:
-    """Print jobs whose worker died: run again, or reported failed (French message)."""
+def export_run(job_id: int) -> None:
+    import datetime as dt
+
     from portal.extensions import db
-    from portal.jobs import enqueue
+    from portal.jobs import exports
+    config = current_app.config
+    exports.run_export_job(db.session, job_id, config["EXPORT_DIR"],
+                           ttl=dt.timedelta(hours=config["EXPORT_TTL_HOURS"]),
+                           stale_seconds=config["JOB_STALE_SECONDS"])
+
+
+def reap_stale_jobs(job_id: int | None = None) -> int:
+    """Print jobs whose worker died: run again, or reported failed (French
+    message); without ``job_id``, export jobs too, and the files of expired
+    exports deleted."""
+    from portal.extensions import db
+    from portal.jobs import enqueue, exports
     from portal.printing import jobs
-    return jobs.reap_stale(db.session, stale_seconds=current_app.config["JOB_STALE_SECONDS"],
-                           job_id=job_id, requeue=lambda jid: enqueue("print.carnets", jid))
+    stale = current_app.config["JOB_STALE_SECONDS"]
+    handled = jobs.reap_stale(db.session, stale_seconds=stale, job_id=job_id,
+                              requeue=lambda jid: enqueue("print.carnets", jid))
+    if job_id is None:
+        handled += exports.reap_stale(db.session, stale_seconds=stale,
+                                      requeue=lambda jid: enqueue("export.run", jid))
+        exports.purge_files(db.session, current_app.config["EXPORT_DIR"])
+    return handled
 
 
 TASKS: dict[str, Callable] = {
     "print.carnets": print_carnets,
+    "export.run": export_run,
     "mail.deliver": deliver_mail,
     "auth.password_reset": password_reset,
     "duty.run": run_duty,

@@ -22,6 +22,7 @@ from portal.models.reporting import (  # noqa: F401
     PositionCount, Training)
 from portal.models.security import RecoveryCode, TotpCredential  # noqa: F401
 from portal.models.duties import DutyRun  # noqa: F401
+from portal.models.exports import ExportJob  # noqa: F401
 from portal.models.accounts import Invitation, JournalEntry  # noqa: F401
 from portal.models.onboarding import (  # noqa: F401
     COLLECTIVITE_LABELS, Candidature, Collectivite, CommanditaireProfile, LieuMediation)

@@ -186,6 +186,10 @@ class Pass(Base):
     # The commune the pass was delivered to (set by a livraison, cleared by a
     # restitution): "held" and "consumed" of convention art. 5 count by it.
     commune_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tenants.id"))
+    # The agent who handed it to its beneficiary (convention art. 8), written
+    # by custody with the DISTRIBUTION entry: a scan reads it with the pass
+    # instead of searching the ledger (issue 18).
+    handed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     state_changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     programme: Mapped[Programme] = relationship()

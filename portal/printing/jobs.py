@@ -151,35 +151,39 @@ def run_print_job(session: Session, job_id: int, base_url: str, directory: Path,
 
 def reap_stale(session: Session, *, stale_seconds: int = STALE_SECONDS,
                max_attempts: int = MAX_ATTEMPTS, job_id: int | None = None,
-               requeue=None, now: dt.datetime | None = None) -> int:
+               requeue=None, now: dt.datetime | None = None, model: type = PrintJob,
+               message: str = INTERRUPTED) -> int:
     """Find jobs « en cours » whose worker stopped sending heartbeats: run
     them again (``requeue(job_id)``) while attempts remain, otherwise mark
     them failed with a French message. Never leaves a job « en cours »
-    forever. Returns the number of jobs handled."""
+    forever. Returns the number of jobs handled. ``model``: ``PrintJob``, or
+    any job row with the same columns (``ExportJob``, with ``message``)."""
     limit = (now or utcnow()) - dt.timedelta(seconds=stale_seconds)
-    query = sa.select(PrintJob).where(
-        PrintJob.status == PrintJobStatus.EN_COURS,
-        sa.or_(PrintJob.heartbeat_at.is_(None), PrintJob.heartbeat_at < limit))
+    query = sa.select(model).where(
+        model.status == PrintJobStatus.EN_COURS,
+        sa.or_(model.heartbeat_at.is_(None), model.heartbeat_at < limit))
     if job_id is not None:
-        query = query.where(PrintJob.id == job_id)
+        query = query.where(model.id == job_id)
+    # An export job's UNIQUE « active » key is released when it fails.
+    released = {"active_key": None} if hasattr(model, "active_key") else {}
     handled = 0
     for job in session.execute(query).scalars().all():
         retry = requeue is not None and job.attempts < max_attempts
         values = ({"status": PrintJobStatus.EN_ATTENTE, "heartbeat_at": utcnow()} if retry else
                   {"status": PrintJobStatus.ECHEC, "finished_at": utcnow(),
-                   "error": INTERRUPTED.format(attempts=job.attempts)})
+                   "error": message.format(attempts=job.attempts), **released})
         # Conditional: a worker that comes back to life (or another reaper) wins the race.
         won = session.execute(
-            sa.update(PrintJob).where(PrintJob.id == job.id,
-                                      PrintJob.status == PrintJobStatus.EN_COURS,
-                                      PrintJob.heartbeat_at == job.heartbeat_at
-                                      if job.heartbeat_at is not None
-                                      else PrintJob.heartbeat_at.is_(None))
+            sa.update(model).where(model.id == job.id,
+                                   model.status == PrintJobStatus.EN_COURS,
+                                   model.heartbeat_at == job.heartbeat_at
+                                   if job.heartbeat_at is not None
+                                   else model.heartbeat_at.is_(None))
             .values(**values).execution_options(synchronize_session=False)).rowcount
         session.commit()
         if won:
             handled += 1
-            log.warning("print job %s lost its worker: %s", job.id,
+            log.warning("%s %s lost its worker: %s", model.__tablename__, job.id,
                         "run again" if retry else "reported failed")
             if retry:
                 requeue(job.id)

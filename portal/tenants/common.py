@@ -24,11 +24,18 @@ def add_common_views(bp: TenantBlueprint) -> None:
 
 
 def todo_items():
-    """The « À traiter » items of the tenant of the URL (portal/domain/todo.py),
-    keeping those whose page the member may open (the page's permission)."""
+    """The « À traiter » of the tenant of the URL (portal/domain/todo.py) for
+    the signed-in member: the lines whose page the member may open (the
+    page's permission, from the gate's access rule) and whose action the
+    member may do (the line's permission); the others are shown as waiting
+    for the roles that can, or for another organisation."""
     from portal.domain import todo
     from portal.web.clock import today
     from portal.web.gate import access_rule, has_permission
-    items = todo.items_for(db.session, current_tenant(), today())
-    return [i for i in items if (rule := access_rule(i.endpoint)) is not None
-            and rule.permission is not None and has_permission(rule.permission)]
+
+    def can_open(endpoint) -> bool:
+        rule = access_rule(endpoint) if endpoint else None
+        return rule is not None and rule.permission is not None and has_permission(rule.permission)
+    tenant = current_tenant()
+    return todo.sort_for_member(todo.items_for(db.session, tenant, today()), tenant.kind,
+                                can_open, has_permission)

@@ -130,6 +130,7 @@ def add_member_views(bp: TenantBlueprint) -> None:
         entries = journal.entries_for(db.session, tenant, limit=300, action=action)
         return render("tenants/journal.html", entries=entries, action=action,
                       actions=journal.ACTIONS, label=journal.action_label,
+                      objects=journal.objects(db.session, entries), change=journal.change,
                       oversees=journal.overseen_tenant_ids(db.session, tenant) != [tenant.id])
 
     @bp.route("/journal-des-actions.csv", permission=Permission.READ_JOURNAL)

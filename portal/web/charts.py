@@ -1,10 +1,18 @@
 """Charts drawn on the server as SVG: no JavaScript, nothing inline for the
 CSP to refuse. Each chart is ``role="img"`` with a ``<title>`` referenced by
-``aria-labelledby``, and comes with a table alternative for screen readers
-(``chart.table`` rendered visually hidden by ``tenants/_chart.html``)."""
+``aria-labelledby``; its table alternative is the panel's table, folded
+under the chart (``<details>`` in ``tenants/dashboards/_panel.html``), where
+runs of empty rows of a time series are one « aucune donnée » row
+(``Table.html_rows_folded``).
+
+The x axis of a line chart draws only as many labels as its width holds
+(``axis_label_indices``): one every ``step`` labels, so that two drawn
+labels are always at least a label's width (estimated from its length and
+the font size) plus a gap apart — thirty days never overlap."""
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -21,6 +29,31 @@ class Chart:
     svg: Markup
     headers: list[str]
     rows: list[list[str]]
+
+
+AXIS_FONT = 11          # px, x-axis labels of line charts
+CHAR_EM = 0.62          # average advance of a sans-serif glyph (digits, "-", "/"), in em
+LABEL_GAP = 8           # px left free between two x-axis labels
+
+
+def label_width(label: str, font_size: float = AXIS_FONT) -> float:
+    """Estimated width in px of ``label`` drawn at ``font_size`` (no font metrics
+    on the server: a generous average advance per character)."""
+    return len(label) * font_size * CHAR_EM
+
+
+def axis_label_indices(labels: list[str], span: float, font_size: float = AXIS_FONT,
+                       gap: float = LABEL_GAP) -> list[int]:
+    """The indices of the x labels to draw along ``span`` px (the first label
+    at 0, the last at ``span``): every ``step``-th one, ``step`` the smallest
+    that puts two drawn labels' centres at least the widest label plus
+    ``gap`` apart."""
+    n = len(labels)
+    if n <= 1:
+        return list(range(n))
+    widest = max(label_width(label, font_size) for label in labels) + gap
+    step = max(1, math.ceil(widest / (span / (n - 1))))
+    return list(range(0, n, step))
 
 
 def _nice_max(value: float) -> float:
@@ -79,11 +112,10 @@ def line_chart(title: str, x_labels: list[str], series: dict[str, list[int]], *,
              f'<text x="{left - 4}" y="{top + 10}" text-anchor="end" font-size="11">'
              f'{escape(format_count(int(top_value)))}</text>',
              f'<text x="{left - 4}" y="{top + span_y}" text-anchor="end" font-size="11">0</text>']
-    for i, label in enumerate(x_labels):
-        if len(x_labels) <= 12 or i % max(1, len(x_labels) // 12) == 0:
-            x, _ = xy(i, 0)
-            parts.append(f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" '
-                         f'font-size="11">{escape(label)}</text>')
+    for i in axis_label_indices(x_labels, span_x):
+        x, _ = xy(i, 0)
+        parts.append(f'<text class="x-label" x="{x:.1f}" y="{height - 10}" '
+                     f'text-anchor="middle" font-size="{AXIS_FONT}">{escape(x_labels[i])}</text>')
     for k, (name, values) in enumerate(series.items()):
         colour = PALETTE[k % len(PALETTE)]
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in enumerate(values)))

@@ -2,8 +2,7 @@
 and their charts. Shared by the tenant faces."""
 from __future__ import annotations
 
-from portal.domain import dashboards
-from portal.domain.issuance import TARGET_PUBLICS
+from portal.domain import dashboards, labels
 from portal.domain.tables import Column, Table
 from portal.models.issuance import PassState
 from portal.models.ledger import Nature
@@ -88,15 +87,27 @@ def structures_table(commune, programme, lines) -> Table:
 def publics_table(commune, programme, counts: dict) -> Table:
     return Table(f"publics-{commune.slug}-{programme.prefix}", "Par public cible", [
         Column("public", "Public"), Column("n", "Pass remis", "int")],
-        [{"public": TARGET_PUBLICS.get(k, k), "n": n} for k, n in counts.items()],
+        [{"public": labels.target_public(k), "n": n} for k, n in counts.items()],
         caption="Pass remis par public cible")
 
 
 def questionnaire_table(commune, programme, answers: dict) -> Table:
+    """Questions and answers by their labels, in the form's order (codes are
+    stored; people read labels: issue 14 item 16)."""
+    order = {q: (i, list(options)) for i, (q, (_label, options)) in
+             enumerate(labels.QUESTIONNAIRE.items())}
+
+    def rank(question: str, answer: str) -> tuple:
+        i, options = order.get(question, (len(order), []))
+        return (i, question, options.index(answer) if answer in options else len(options), answer)
+
+    rows = sorted(((q, a, n) for q, by in answers.items() for a, n in by.items()),
+                  key=lambda r: rank(r[0], r[1]))
     return Table(f"questionnaire-{commune.slug}-{programme.prefix}", "Questionnaire", [
         Column("question", "Question"), Column("answer", "Réponse"),
         Column("n", "Bénéficiaires", "int")],
-        [{"question": q, "answer": a, "n": n} for q, by in answers.items() for a, n in by.items()],
+        [{"question": labels.question(q), "answer": labels.answer(q, a), "n": n}
+         for q, a, n in rows],
         caption="Résultats agrégés du questionnaire (art. 8)")
 
 

@@ -1,4 +1,5 @@
-"""File responses: exports streamed, never built whole in memory.
+"""File responses: exports streamed, never built whole in memory (the
+programme export, the largest, is a job: ``portal/web/export_jobs.py``).
 
 ``attachment`` is the one way a download response is built: Werkzeug writes
 ``Content-Disposition`` (quoting, and RFC 5987 ``filename*`` for a name that
@@ -11,10 +12,7 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, stream_with_context
-
-from portal.domain import export
-from portal.extensions import db
+from flask import Response
 
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -36,9 +34,3 @@ def attachment(body: Any, filename: str, mimetype: str) -> Response:
     response.headers.set("Content-Disposition", "attachment", **names)
     return response
 
-
-def programme_export(programme, fmt: str) -> Response:
-    """Stream the reversibility export of a programme (CSV or JSON)."""
-    lines = (export.iter_csv if fmt == "csv" else export.iter_json)(db.session, programme)
-    return attachment(stream_with_context(export.chunked(lines)),
-                      f"pass-{programme.prefix}-historique.{fmt}", CSV if fmt == "csv" else JSON)

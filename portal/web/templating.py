@@ -9,6 +9,7 @@ from flask_login import current_user
 from portal.domain import accounts
 from portal.extensions import db
 from portal.formatting import format_count, format_date, format_datetime, format_eur, format_pct
+from portal.domain.references import lower_first
 from portal.web.clock import today
 
 
@@ -56,6 +57,32 @@ def init_app(app):
         return Markup(f'<span class="badge{" badge-" + tone if tone else ""}">'
                       f'{escape(label)}</span>')
     app.jinja_env.filters["badge"] = state_badge
+
+    def reference(obj) -> str:
+        """How people name a tranche, habilitation, print job or order
+        (``portal.domain.references``); ids stay in URLs. The ranks of a
+        convention's abondements and of a programme's orders are read once per
+        request."""
+        from portal.domain import references
+        from portal.models import Habilitation, PassOrder, PrintJob, Tranche
+        ranks = g.setdefault("reference_ranks", {})
+        if isinstance(obj, Tranche):
+            key = ("convention", obj.convention_id)
+            if key not in ranks:
+                ranks[key] = references.abondement_ranks(db.session, obj.convention_id)
+            return references.tranche(obj, ranks[key])
+        if isinstance(obj, PassOrder):
+            key = ("programme", obj.programme_id)
+            if key not in ranks:
+                ranks[key] = references.order_ranks(db.session, obj.programme_id)
+            return references.order(obj, ranks[key])
+        if isinstance(obj, Habilitation):
+            return references.habilitation(obj)
+        if isinstance(obj, PrintJob):
+            return references.print_job(obj)
+        raise TypeError(f"no human reference for {type(obj).__name__}")
+    app.jinja_env.globals["reference"] = reference
+    app.jinja_env.filters["lower_first"] = lower_first
 
     def programme_ended(programme) -> bool:
         from portal.domain.commanditaires import is_ended

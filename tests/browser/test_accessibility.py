@@ -235,7 +235,7 @@ def _lived_in(app) -> None:
     a stored monthly report — made through the domain functions."""
     import datetime as dt
 
-    from portal.domain import operateurs, reports, scanning, settlement
+    from portal.domain import clock, operateurs, reports, scanning, settlement
     from portal.domain.ledger import Actor
     from portal.extensions import db
     from portal.models import Pass
@@ -252,10 +252,10 @@ def _lived_in(app) -> None:
                 scanner, f"a11y-{pass_id}")
             assert outcome.status == 201, outcome.body
         session.commit()
-        period = dt.date.today().strftime("%Y-%m")
+        period = clock.today().strftime("%Y-%m")
         later = settlement.period_end(period) + dt.timedelta(hours=1)
         assert settlement.close_month(session, period, now=later)
-        reports.generate(session, programme_of(session), reports.previous_month(dt.date.today()),
+        reports.generate(session, programme_of(session), reports.previous_month(clock.today()),
                          actor=Actor(None, None))
         session.commit()
         session.remove()

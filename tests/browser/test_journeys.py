@@ -33,9 +33,10 @@ import zxingcpp
 from PIL import Image
 
 from helpers import next_totp_code
+from portal.domain import clock
 from portal.demo_operateurs import select_pass_ids
 from portal.domain import (accounts, allocation, calendar, custody, distribution, keys, ledger,
-                           operateurs, scanning, serials, settlement)
+                           operateurs, references, scanning, serials, settlement)
 from portal.domain.ledger import Actor
 from portal.extensions import db
 from portal.formatting import (PARIS, format_count, format_datetime, format_eur, format_pct)
@@ -237,7 +238,7 @@ def test_referent_confirms_reception_and_splits_carnets_to_the_ccas(app, watched
         prog, montreuil = conv.programme, conv.commune
         tranche = session.execute(sa.select(Tranche).where(
             Tranche.convention_id == conv.id)).scalar_one()
-        today = dt.date.today()
+        today = clock.today()
         allocation.confirm_amorcage(session, tranche, actor=Actor(None, prog.commanditaire_id),
                                     today=today)
         numbers = allocation.available_carnet_numbers(session, prog, 500)
@@ -284,7 +285,10 @@ def test_referent_confirms_reception_and_splits_carnets_to_the_ccas(app, watched
     page.locator("main form").get_by_role("button", name="Valider").click()
     page.wait_for_load_state()
     text = main_text(watched)
-    assert f"{count(1200)} pass confiés à CCAS de Montreuil." in text
+    # In carnets, named (issue 15): the lowest numbers of the commune's stock.
+    assert re.search(r"120 carnets, n° (\d+) à (\d+), confiés à CCAS de Montreuil\.", text)
+    first, last = map(int, re.search(r"120 carnets, n° (\d+) à (\d+), confiés", text).groups())
+    assert last - first == 119
     assert f"stock de la commune non réparti : {count(3800)} pass" in text
     row = page.locator("table tr", has_text="CCAS de Montreuil").inner_text()
     assert row.split("\t")[-1].strip() == count(1200)
@@ -345,13 +349,17 @@ def test_aptic_grants_montreuils_habilitation_request(app, watched, chromium, li
                 agent_id, ccas_id, mandate_id)
             assert habilitation.granted_by_id == aptic_admin_id
             assert habilitation.revoked_on is None
-            habilitation_id = habilitation.id
+            habilitation_ref = references.habilitation(habilitation)
+            ccas_name = habilitation.structure.name
 
         # After: the same prescripteur's desk names the habilitation and the mandate.
         desk.page.reload()
         text = desk.page.inner_text("main")
         assert "Vous ne pouvez pas remettre de pass" not in text
-        assert f"Habilitation n° {habilitation_id} (mandat {reference})" in text
+        # by a reference people can say (agent, structure, mandate), not a database id
+        assert habilitation_ref == (f"Habilitation de {agent_name} pour {ccas_name} "
+                                    f"(mandat {reference})")
+        assert habilitation_ref in text and "Habilitation n°" not in text
         assert_clean(desk)
     finally:
         desk.context.close()
@@ -366,16 +374,17 @@ def test_prescripteur_hands_out_a_carnet(app, watched):
         stock = distribution.structure_stock(session, ccas)[programme(session).id]
         number, carnets_before = stock[0][0], len(stock)
         prescripteur_id = user(session, "prescripteur.neuilly-plaisance-ccas").id
-        habilitation_id = session.execute(sa.select(Habilitation.id).where(
+        habilitation = session.execute(sa.select(Habilitation).where(
             Habilitation.user_id == prescripteur_id,
             Habilitation.structure_id == ccas.id)).scalar_one()
+        habilitation_id, habilitation_ref = habilitation.id, references.habilitation(habilitation)
         ccas_id, before = ccas.id, session.execute(sa.select(sa.func.count()).select_from(
             Distribution)).scalar()
 
     login(watched, app, "prescripteur.neuilly-plaisance-ccas")
     page = watched.page
     nav(watched, "Remettre un carnet")
-    assert f"Habilitation n° {habilitation_id}" in page.inner_text("main")
+    assert habilitation_ref in page.inner_text("main")
     card = page.locator("section.card", has_text="AMI 2")
     assert f"Stock de la structure : {carnets_before} carnet(s)" in card.inner_text()
     assert card.get_by_label("Numéro du carnet remis").input_value() == str(number)

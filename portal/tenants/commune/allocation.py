@@ -10,7 +10,6 @@ from portal.domain import allocation
 from portal.domain.errors import InvalidInput
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
-from portal.formatting import format_count
 from portal.models import Convention, Tenant, Tranche
 from portal.tenants.commune import bp
 from portal.tenants.common import set_referent_from_form
@@ -90,9 +89,12 @@ def _structures(commune: Tenant) -> list[Tenant]:
 def repartition(convention_id: int):
     found = get_or_404(Convention, convention_id)
     commune = current_tenant()
+    carnets = allocation.structure_carnets(db.session, found.programme, commune)
     return render("tenants/commune/repartition.html", convention=found,
                   structures=_structures(commune),
                   stocks=allocation.structure_stocks(db.session, found.programme, commune),
+                  carnets={sid: allocation.describe_carnets(numbers)
+                           for sid, numbers in carnets.items()},
                   commune_stock=allocation.commune_stock(db.session, found.programme, commune))
 
 
@@ -114,11 +116,11 @@ def split(convention_id: int):
     if forms.choice("direction", "Sens", ("donner", "reprendre")) == "donner":
         moved = allocation.split_carnets(db.session, found, structure, count,
                                          actor=current_actor())
-        message = f"{format_count(moved)} pass confiés à {structure.name}."
+        message = f"{moved.text}, confiés à {structure.name}."
     else:
         moved = allocation.take_back_carnets(db.session, found, structure, count,
                                              actor=current_actor())
-        message = f"{format_count(moved)} pass repris à {structure.name}."
+        message = f"{moved.text}, repris à {structure.name}."
     db.session.commit()
     flash(message, "success")
     return redirect_to(url_for(".repartition", convention_id=found.id))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import abort
 
-from portal.domain import allocation, dashboards, funds, issuance, mandate as mandates, network
+from portal.domain import dashboards, funds, issuance, mandate as mandates, network
 from portal.domain.permissions import Permission
 from portal.domain.tables import Column, Table
 from portal.extensions import db, htmx
@@ -73,7 +73,7 @@ def dashboard():
                   mandates=[(m, mandates.mandate_status_label(m, day))
                             for m in mandates.mandates_of(db.session, issuer)],
                   funds_positions=funds.positions_of(db.session, issuer, day),
-                  programmes=[(p, allocation.stock(db.session, p),
+                  programmes=[(p, dashboards.pass_stock(db.session, p),
                                dashboards.carnets(db.session, p), _panels(p)) for p in programmes])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import abort, current_app, flash, send_file, url_for
 
-from portal.domain import commanditaires, issuance, ledger
+from portal.domain import commanditaires, issuance, ledger, references
 from portal.domain.permissions import Permission
 from portal.extensions import db
 from portal.formatting import format_count
@@ -13,10 +13,9 @@ from portal.models import LedgerEntry, PassOrder, PrintJob, PrintJobStatus, Prog
 from portal.printing import jobs
 from portal.tenants.common import todo_items
 from portal.tenants.mandataire import bp
-from portal.web import forms
+from portal.web import export_jobs, forms
 from portal.web.actor import current_actor
 from portal.web.clock import today
-from portal.web.downloads import programme_export
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
@@ -38,6 +37,10 @@ def issuance_page():
     return render("tenants/mandataire/issuance.html", rows=rows, print_jobs=print_jobs)
 
 
+def _order_reference(order: PassOrder) -> str:
+    return references.order(order, references.order_ranks(db.session, order.programme_id))
+
+
 @bp.route("/emission/commandes", methods=["POST"], permission=Permission.ISSUE_PASS)
 def create_order():
     programme = get_or_404(Programme, forms.integer("programme_id", "Programme", minimum=1))
@@ -45,8 +48,8 @@ def create_order():
     commanditaires.ensure_running(programme, today(), "nouvelle commande")
     order = issuance.order_carnets(db.session, programme, count, actor=current_actor())
     db.session.commit()
-    flash(f"Commande n° {order.id} enregistrée : {format_count(count)} carnets émis "
-          f"(n° {order.first_carnet_number} à {order.last_carnet_number}). Ils seront activés "
+    flash(f"{_order_reference(order)} enregistrée : {format_count(count)} carnets émis. "
+          "Ils seront activés "
           "lorsque le commanditaire aura enregistré son numéro de mandat.", "success")
     return redirect_to(url_for(".issuance_page"))
 
@@ -57,7 +60,7 @@ def activate_order(order_id: int):
     order = get_or_404(PassOrder, order_id)
     count = issuance.activate_order(db.session, order, actor=current_actor())
     db.session.commit()
-    flash(f"Commande n° {order.id} activée : {format_count(count)} pass entrent dans le stock du "
+    flash(f"{_order_reference(order)} activée : {format_count(count)} pass entrent dans le stock du "
           "commanditaire.", "success")
     return redirect_to(url_for(".issuance_page"))
 
@@ -98,10 +101,21 @@ def print_job_pdf(job_id: int):
                                    f"{job.last_carnet}.pdf")
 
 
-@bp.route("/programmes/<int:programme_id>/export.<any(csv, json):fmt>",
+@bp.route("/programmes/<int:programme_id>/export.<any(csv, json):fmt>", methods=["POST"],
           permission=Permission.VIEW_TENANT)
 def programme_history(programme_id: int, fmt: str):
-    return programme_export(get_or_404(Programme, programme_id), fmt)
+    """« Exporter »: every pass with its history, prepared by a worker (issue 16)."""
+    return export_jobs.start_programme_export(get_or_404(Programme, programme_id), fmt)
+
+
+@bp.route("/exports/<int:job_id>", permission=Permission.VIEW_TENANT)
+def export_job(job_id: int):
+    return export_jobs.job_page(job_id, lambda job: url_for(".issuance_page"))
+
+
+@bp.route("/exports/<int:job_id>/fichier", permission=Permission.VIEW_TENANT)
+def export_job_file(job_id: int):
+    return export_jobs.job_file(job_id)
 
 
 @bp.route("/journal", permission=Permission.VIEW_TENANT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, url_for
 
-from portal.domain import allocation
+from portal.domain import allocation, dashboards
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.formatting import format_count
@@ -42,6 +42,7 @@ def allocation_page(programme_id: int):
     return render("tenants/metropole/allocation.html", programme=programme, today=day,
                   conventions=conventions, candidates=candidates, checklists=checklists,
                   tranches=tranches, stock=allocation.stock(db.session, programme),
+                  ps=dashboards.pass_stock(db.session, programme),
                   missing_conventions=missing_conventions)
 
 
@@ -78,7 +79,8 @@ def convention(convention_id: int):
     return render("tenants/metropole/convention.html", convention=found, events=events,
                   sanctions=sanctions, tranches=tranches, figures=figures, today=today(),
                   conditions=allocation.amorcage_conditions(db.session, found),
-                  sanction_kinds=list(SanctionKind))
+                  progress=allocation.amorcage_progress(db.session, found),
+                  steps=allocation.AMORCAGE_STEPS, sanction_kinds=list(SanctionKind))
 
 
 @bp.route("/conventions/<int:convention_id>/signature", methods=["POST"],

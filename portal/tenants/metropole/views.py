@@ -4,15 +4,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, request, url_for
 
-from portal.domain import calendar, issuance
+from portal.domain import calendar, issuance, references
 from portal.domain.permissions import Permission, TenantKind
 from portal.extensions import db
 from portal.models import PassOrder, Programme, Tenant
 from portal.tenants.common import todo_items
 from portal.tenants.metropole import bp
-from portal.web import forms
+from portal.web import export_jobs, forms
 from portal.web.actor import current_actor
-from portal.web.downloads import programme_export
 from portal.web.gate import current_tenant
 from portal.web.render import redirect_to, render
 from portal.web.scoping import get_or_404
@@ -81,15 +80,28 @@ def record_payment(order_id: int):
         db.session, order, forms.text("payment_reference", "Numéro de mandat", max_length=60),
         actor=current_actor())
     db.session.commit()
-    flash(f"Numéro de mandat enregistré pour la commande n° {order.id} : #APTIC peut "
+    reference = references.order(order, references.order_ranks(db.session, order.programme_id))
+    flash(f"Numéro de mandat enregistré pour la {references.lower_first(reference)} : #APTIC peut "
           "maintenant activer ses pass.", "success")
     return redirect_to(url_for(".programme", programme_id=order.programme_id))
 
 
-@bp.route("/programmes/<int:programme_id>/export.<any(csv, json):fmt>",
+@bp.route("/programmes/<int:programme_id>/export.<any(csv, json):fmt>", methods=["POST"],
           permission=Permission.VIEW_TENANT)
 def programme_history(programme_id: int, fmt: str):
-    return programme_export(get_or_404(Programme, programme_id), fmt)
+    """« Exporter »: every pass with its history, prepared by a worker (issue 16)."""
+    return export_jobs.start_programme_export(get_or_404(Programme, programme_id), fmt)
+
+
+@bp.route("/exports/<int:job_id>", permission=Permission.VIEW_TENANT)
+def export_job(job_id: int):
+    return export_jobs.job_page(job_id, lambda job: url_for(".programme",
+                                                       programme_id=job.programme_id))
+
+
+@bp.route("/exports/<int:job_id>/fichier", permission=Permission.VIEW_TENANT)
+def export_job_file(job_id: int):
+    return export_jobs.job_file(job_id)
 
 
 @bp.route("/taches-planifiees", permission=Permission.VIEW_TENANT)
