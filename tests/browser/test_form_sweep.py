@@ -50,6 +50,7 @@ NOT_SWEPT = {
         "one button each",
     r"/contre-paiement/#/valider$": "#APTIC validates a statement: one button",
     r"/mandats/#/reddition/cloture$": "the reddition is closed: one button",
+    r"/programmes/#/export\.(csv|json)$": "a programme's export is queued as a job: one button",
     r"/impressions$": "a print job of one order's carnets: one button (the order is a hidden "
                       "field)",
     r"/operateur/(services/#/retirer|jetons/#/revoquer)$": "removal of a service, revocation "
