@@ -69,10 +69,17 @@ class Client:
     def send(self, method, url, form=None, query=None):
         client = self.browser.client
         if method == "GET":
-            return client.get(url, query_string=query)
-        data = dict(form or {})
-        data["csrf_token"] = self.token
-        return client.open(url, method=method, data=data, query_string=query)
+            response = client.get(url, query_string=query)
+        else:
+            data = dict(form or {})
+            data["csrf_token"] = self.token
+            response = client.open(url, method=method, data=data, query_string=query)
+        # Read and close it, as a WSGI server does: a file download (an
+        # export job's file, served by send_file) keeps its file open until
+        # the response is closed.
+        response.get_data()
+        response.close()
+        return response
 
 
 @pytest.fixture
