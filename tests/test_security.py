@@ -9,7 +9,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from conftest import Browser
+from conftest import LEG, Browser
 from portal.auth import totp
 from portal.demo import DEMO_TOTP_SECRET
 from portal.domain import accounts
@@ -269,7 +269,9 @@ def test_distributed_attack_locks_the_account_only_briefly(app, monkeypatch):
 
 # --- Redis: counters shared by every worker -----------------------------------------
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# The SQLite and PostgreSQL legs run at the same time (scripts/test.sh): the
+# login counters are keyed by IP, so each leg counts in its own Redis db.
+REDIS_URL = f"redis://127.0.0.1:6379/{1 if LEG == 'postgresql' else 0}"
 
 
 @pytest.fixture
