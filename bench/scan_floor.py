@@ -54,6 +54,22 @@ if os.environ.get("SCAN_FLOOR_APP"):
         db.session.commit()
         return {"ok": True}, 201
 
+    @app.post("/least-scan/<int:n>")
+    def least_scan(n: int):
+        """The least any scan must do: find its token, consume its pass
+        conditionally, record the consumption, commit — no checks, no ledger,
+        no idempotency, no anomaly."""
+        structure = db.session.execute(sa.text(
+            "SELECT structure_id FROM floor_tokens WHERE token_hash = :h"),
+            {"h": f"hash-{n % 30}"}).scalar_one()
+        passe = db.session.execute(sa.text(
+            "UPDATE floor_passes SET state = 'scanne' WHERE serial = :s AND state = 'distribue' "
+            "RETURNING id"), {"s": f"S{n}"}).scalar_one()
+        db.session.execute(sa.text("INSERT INTO floor_rows (note) VALUES (:note)"),
+                           {"note": f"{structure}:{passe}"})
+        db.session.commit()
+        return {"ok": True}, 201
+
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
@@ -70,6 +86,14 @@ def prepare():
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE floor_rows (id bigserial PRIMARY KEY, note text, "
                              "at timestamptz DEFAULT now())")
+        conn.exec_driver_sql("CREATE TABLE floor_tokens (token_hash text PRIMARY KEY, "
+                             "structure_id int NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO floor_tokens SELECT 'hash-' || n, n "
+                             "FROM generate_series(0, 29) n")
+        conn.exec_driver_sql("CREATE TABLE floor_passes (id bigserial PRIMARY KEY, "
+                             "serial text UNIQUE NOT NULL, state text NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO floor_passes (serial, state) SELECT 'S' || n, "
+                             "'distribue' FROM generate_series(0, 199999) n")
     engine.dispose()
 
 
@@ -96,8 +120,11 @@ def start_server(port: int) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
-def run_phase(port: int, seconds: float, method: str, path: str) -> list[float]:
+def run_phase(port: int, seconds: float, method: str, path) -> list[float]:
+    """``path``: a string, or a function of a request number (unique in the run)."""
     import http.client
+    import itertools
+    numbers = itertools.count()
     stop = time.monotonic() + seconds
     latencies: list[float] = []
     lock = threading.Lock()
@@ -107,7 +134,8 @@ def run_phase(port: int, seconds: float, method: str, path: str) -> list[float]:
         local = []
         while time.monotonic() < stop:
             start = time.perf_counter()
-            conn.request(method, path, body=b"" if method == "POST" else None)
+            target = path if isinstance(path, str) else path(next(numbers))
+            conn.request(method, target, body=b"" if method == "POST" else None)
             response = conn.getresponse()
             response.read()
             if response.status not in (200, 201):
@@ -136,6 +164,7 @@ def main():
         run_phase(port, 1, "GET", "/select1")       # warm-up
         select1 = run_phase(port, args.seconds, "GET", "/select1")
         write = run_phase(port, args.seconds, "POST", "/write")
+        least = run_phase(port, args.seconds, "POST", lambda n: f"/least-scan/{n}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -144,9 +173,16 @@ def main():
     lat = sorted(x * 1000 for x in write)
     p95 = lat[int(0.95 * (len(lat) - 1))]
     log(f"SELECT 1: {len(select1)} requests, {select1_rps:.0f} rps")
+    least_rps = len(least) / args.seconds
+    least_lat = sorted(x * 1000 for x in least)
+    least_p95 = least_lat[int(0.95 * (len(least_lat) - 1))]
     log(f"INSERT + COMMIT: {len(write)} requests, {write_rps:.0f} rps, p95 {p95:.1f} ms")
+    log(f"least scan (token SELECT, pass UPDATE, INSERT, COMMIT): {len(least)} requests, "
+        f"{least_rps:.0f} rps, p95 {least_p95:.1f} ms")
     print(f"RESULT select1_rps={select1_rps:.0f} write_rps={write_rps:.0f} "
-          f"write_ratio={write_rps / select1_rps:.2f} write_p95_ms={p95:.1f}")
+          f"write_ratio={write_rps / select1_rps:.2f} write_p95_ms={p95:.1f} "
+          f"least_scan_rps={least_rps:.0f} least_ratio_to_write={least_rps / write_rps:.2f} "
+          f"least_p95_ms={least_p95:.1f}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ if ROOT not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
+import cpu_split  # noqa: E402
+
 PG = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 DB_NAME = "pn_bench_scan"
 CLIENTS = 32
@@ -143,8 +145,9 @@ def start_sealer() -> subprocess.Popen:
          "--interval", "0.5"], cwd=ROOT, env=env, start_new_session=True)
 
 
-def write_floor(seconds: float) -> tuple[float, float]:
-    """``bench/scan_floor.py``'s write phase, in this run: (rps, p95 ms)."""
+def write_floor(seconds: float) -> tuple[float, float, dict]:
+    """``bench/scan_floor.py``'s write phase, in this run: (rps, p95 ms, CPU
+    ms per request by process group)."""
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     import scan_floor
     scan_floor.prepare()
@@ -152,12 +155,15 @@ def write_floor(seconds: float) -> tuple[float, float]:
     server = scan_floor.start_server(port)
     try:
         scan_floor.run_phase(port, 1, "POST", "/write")     # warm-up
+        split = cpu_split.Split(server.pid)
+        split.start()
         write = scan_floor.run_phase(port, seconds, "POST", "/write")
+        cpu = split.stop(len(write))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     lat = sorted(x * 1000 for x in write)
-    return len(write) / seconds, lat[int(0.95 * (len(lat) - 1))]
+    return len(write) / seconds, lat[int(0.95 * (len(lat) - 1))], cpu
 
 
 def free_port() -> int:
@@ -302,7 +308,10 @@ def main():
                 created.append(index)
             return status, elapsed, index
 
+        split = cpu_split.Split(server.pid)
+        split.start()
         scan = run_phase(port, tokens, args.seconds, fresh)
+        scan_cpu = split.stop(len(scan))
         scan_rps = len(scan) / args.seconds
         consumed = list(created)
 
@@ -324,7 +333,7 @@ def main():
     time.sleep(3)                      # the sealer's last loops
     os.killpg(sealer.pid, signal.SIGTERM)
     sealer.wait(timeout=30)
-    write_rps, write_p95 = write_floor(args.seconds)
+    write_rps, write_p95, write_cpu = write_floor(args.seconds)
     statuses = {}
     for status, *_ in scan:
         statuses[status] = statuses.get(status, 0) + 1
@@ -371,6 +380,8 @@ def main():
         f"p95 {light_p95:.1f} ms")
     log(f"scans in database: {scans_in_db}; client-side doubles {client_doubles}, "
         f"database doubles {db_doubles}")
+    log(f"CPU ms per scan:  {cpu_split.describe(scan_cpu)}")
+    log(f"CPU ms per write: {cpu_split.describe(write_cpu)}")
     log(f"write floor: {write_rps:.0f} rps, p95 {write_p95:.1f} ms; sealing lag (scan "
         f"created → sealed) max {float(lag or 0):.2f} s; unsealed after the run {unsealed}")
     print(f"RESULT scan_rps={scan_rps:.0f} write_rps={write_rps:.0f} "

@@ -49,6 +49,8 @@ def main():
     parser.add_argument("--scans", type=int, default=600)
     parser.add_argument("--no-profile", action="store_true",
                         help="time the scans without pyinstrument (its sampling slows Python)")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="cProfile instead of pyinstrument: the functions by own time")
     args = parser.parse_args()
     carnets = (args.scans + 60) // 10 + 1
     codes, tokens = scan_load.prepare(carnets)
@@ -95,7 +97,12 @@ def main():
     warm = 50
     for i in range(warm):
         scan(i)
-    profiler = None if args.no_profile else Profiler(interval=0.0005)
+    profiler = None if args.no_profile or args.cprofile else Profiler(interval=0.0005)
+    if args.cprofile:
+        import cProfile
+        import pstats
+        cprof = cProfile.Profile()
+        cprof.enable()
     state["on"] = True
     t0 = time.perf_counter()
     if profiler:
@@ -104,6 +111,11 @@ def main():
         scan(i)
     if profiler:
         profiler.stop()
+    if args.cprofile:
+        cprof.disable()
+        stats = pstats.Stats(cprof, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(45)
+        stats.sort_stats("cumulative").print_stats(60)
     elapsed = time.perf_counter() - t0
     state["on"] = False
     n = args.scans
