@@ -42,11 +42,11 @@ def _scanner(data: dict | None = None) -> scanning.Scanner:
     e-mail in ``agent``): a member of this structure allowed to scan. Without
     an agent nobody is accountable but the token (art. 8 is then checked
     against the structure that handed the pass out)."""
-    token = g.api_token
+    token_id = g.api_token_id
     structure = current_tenant()
     email = _text(data or {}, "agent").strip()
     if not email:
-        return scanning.Scanner(structure, None, token.id)
+        return scanning.Scanner(structure, None, token_id)
     user = accounts.find_user(db.session, email)
     membership = db.session.execute(sa.select(Membership).where(
         Membership.user_id == user.id, Membership.tenant_id == structure.id)
@@ -54,7 +54,7 @@ def _scanner(data: dict | None = None) -> scanning.Scanner:
     if membership is None or Permission.SCAN_PASS not in membership.permissions:
         raise InvalidInput(f"Agent inconnu pour ce lieu : « {email[:100]} » n'est pas un agent "
                            "opérateur de cette structure.", field="agent")
-    return scanning.Scanner(structure, user.id, token.id)
+    return scanning.Scanner(structure, user.id, token_id)
 
 
 def _payload() -> dict:
@@ -104,7 +104,7 @@ def scan_input(data: dict, channel: Channel) -> scanning.ScanInput:
 def _throttled(action):
     """Count unknown/unreadable/forged codes per token; 429 beyond the limit."""
     throttle = current_app.extensions["scan_throttle"]
-    key = f"api:{g.api_token.id}"
+    key = f"api:{g.api_token_id}"
     return throttle.guard(action, (NotFound, InvalidInput), scan_failures=key)
 
 

@@ -47,13 +47,14 @@ def revoke(session: Session, row: ApiToken) -> None:
         session.flush()
 
 
-_RESOLVE = (sa.select(ApiToken, Tenant).join(Tenant, Tenant.id == ApiToken.structure_id)
+# The token's id and its structure: one entity to load on every API call.
+_RESOLVE = (sa.select(ApiToken.id, Tenant).join(Tenant, Tenant.id == ApiToken.structure_id)
             .where(ApiToken.token_hash == sa.bindparam("token_hash"),
                    ApiToken.revoked_at.is_(None)))
 
 
-def resolve(session: Session, token: str) -> tuple[ApiToken, Tenant] | None:
-    """The live token and its structure, or None."""
+def resolve(session: Session, token: str) -> tuple[int, Tenant] | None:
+    """The live token's id and its structure, or None."""
     if not token or len(token) > 200 or not token.startswith(PREFIX):
         return None
     row = session.execute(_RESOLVE, {"token_hash": digest(token)}).first()

@@ -232,6 +232,15 @@ def state_counts(session: Session, programme_id: int) -> dict[tuple[S, int | Non
 
 # ---------------------------------------------------------------- scanning (issue 6)
 
+# The conditional UPDATE of a scan, built once (issue 18: building it cost
+# more than sending it).
+_CONSUME = (_PASSES.update()
+            .where(_PASSES.c.id == sa.bindparam("pass_id"), _PASSES.c.state == S.DISTRIBUE)
+            .values(state=S.SCANNE, holder_id=sa.bindparam("structure_id"),
+                    state_changed_at=sa.bindparam("now"))
+            .returning(_PASSES.c.commune_id))
+
+
 def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: str,
               previous_holder_id: int | None, structure_id: int, actor: Actor,
               record_consumption, now: dt.datetime | None = None) -> int:
@@ -248,10 +257,8 @@ def scan_pass(session: Session, programme: Programme, *, pass_id: int, serial: s
     previous = previous_holder_id     # as read with the pass, in this transaction
     token = _in_custody.set(True)
     try:
-        result = session.execute(
-            _PASSES.update().where(_PASSES.c.id == pass_id, _PASSES.c.state == S.DISTRIBUE)
-            .values(state=S.SCANNE, holder_id=structure_id, state_changed_at=now)
-            .returning(_PASSES.c.commune_id))
+        result = session.execute(_CONSUME, {"pass_id": pass_id, "structure_id": structure_id,
+                                            "now": now})
         updated = result.first()
     finally:
         _in_custody.reset(token)

@@ -54,16 +54,22 @@ _BY_SERIAL = (sa.select(Pass).options(sa.orm.joinedload(Pass.programme))
               .where(Pass.serial == sa.bindparam("serial")))
 
 
-def _lookup(session: Session, serial: serials.Serial, key_id: str) -> Pass:
-    """The pass of an authenticated serial (its secret was verified under
-    ``key_id``), with its programme loaded in the same query."""
-    found = session.execute(_BY_SERIAL, {"serial": serial.canonical}).scalar_one_or_none()
+def genuine(found: Pass | None, key_id: str) -> Pass:
+    """The pass read for an authenticated serial (its secret was verified
+    under ``key_id``), or the refusal: never issued, or signed with another
+    key than the one it was printed with."""
     if found is None:
         raise NotFound(UNKNOWN, reason="inconnu")
     if found.key_id != key_id:
-        # Signed with another key than the one the pass was printed with.
         raise InvalidInput(serials.MSG_FALSIFIE, reason="falsifie")
     return found
+
+
+def _lookup(session: Session, serial: serials.Serial, key_id: str) -> Pass:
+    """The pass of an authenticated serial, with its programme loaded in the
+    same query."""
+    return genuine(session.execute(_BY_SERIAL, {"serial": serial.canonical}
+                                   ).scalar_one_or_none(), key_id)
 
 
 def _typed_key_id(serial: serials.Serial, code_text: str) -> str:
@@ -92,13 +98,23 @@ def authenticate(session: Session, *, code: str = "", serial: str = "",
     toward throttling. Raises ``InvalidInput`` (unreadable, typo, forged,
     code missing) or ``NotFound`` (authentic but never issued).
     """
+    return _lookup(session, *prove(code=code, serial=serial,
+                                   verification_code=verification_code))
+
+
+def prove(*, code: str = "", serial: str = "", verification_code: str = ""
+          ) -> tuple[serials.Serial, str]:
+    """The serial that the input proves, and the key id its secret verified
+    under — no database read. :func:`authenticate` then reads the pass; the
+    scan reads it with its context in one statement and checks it with
+    :func:`genuine`. Raises ``InvalidInput`` as :func:`authenticate` does."""
     code = (code or "")[:300]
     serial = (serial or "")[:200]
     verification_code = (verification_code or "")[:50]
     if code.strip():
         parsed = serials.parse_any(keys.pass_ring(), code)
         if isinstance(parsed, serials.ScannedPass):
-            return _lookup(session, parsed.serial, parsed.key_id)
+            return parsed.serial, parsed.key_id
         if not verification_code.strip():
             raise CodeRequired(MSG_CODE_REQUIS, field="verification_code", reason="code_requis")
         typed = parsed
@@ -109,7 +125,7 @@ def authenticate(session: Session, *, code: str = "", serial: str = "",
     else:
         raise InvalidInput("Scannez le QR code ou saisissez le numéro du pass.", field="code",
                            reason="illisible")
-    return _lookup(session, typed, _typed_key_id(typed, verification_code))
+    return typed, _typed_key_id(typed, verification_code)
 
 
 def places_of(session: Session, programme: Programme) -> list[str]:

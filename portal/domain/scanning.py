@@ -41,12 +41,14 @@ _bp = sa.bindparam
 
 
 def _context_statement(service_given: bool):
-    """Every check of a scan read in ONE statement (issue 18): the place's
-    qualification and commune approval, the programme's perimeter, the
-    service delivered, how many pass of the same carnet this place scanned
-    within ``anomalies.BURST_WINDOW`` and the name of the pass's commune.
-    Scalar subqueries of one SELECT, the same SQL on SQLite and PostgreSQL;
-    who handed the pass out (art. 8) comes with the pass itself."""
+    """The pass, its programme and every check of a scan read in ONE
+    statement (issue 18): the pass by its proven serial (with its programme),
+    and as scalar subqueries correlated to it the place's qualification and
+    commune approval, the programme's perimeter, the service delivered, how
+    many pass of the same carnet this place scanned within
+    ``anomalies.BURST_WINDOW`` and the name of the pass's commune — the same
+    SQL on SQLite and PostgreSQL. Who handed the pass out (art. 8) is on the
+    pass itself."""
     profile = OperateurProfile.__table__
     services = OperateurService.__table__
     perimeter = ProgrammePerimeter.__table__
@@ -63,24 +65,26 @@ def _context_statement(service_given: bool):
     if service_given:
         active.append(services.c.id == _bp("service_id"))
     return sa.select(
+        Pass,
         one(profile.c.qualification, profile.c.structure_id == _bp("structure_id"))
         .label("qualification"),
         one(profile.c.commune_approved_at, profile.c.structure_id == _bp("structure_id"))
         .label("approved_at"),
-        one(sa.func.count(), perimeter.c.programme_id == _bp("programme_id"))
+        one(sa.func.count(), perimeter.c.programme_id == Pass.programme_id)
         .label("perimeter_size"),
-        one(sa.func.count(), perimeter.c.programme_id == _bp("programme_id"),
+        one(sa.func.count(), perimeter.c.programme_id == Pass.programme_id,
             perimeter.c.tenant_id.in_([_bp("structure_id"), _bp("parent_id")]))
         .label("in_perimeter"),
         one(sa.func.count(), *active).label("services"),
         one(services.c.id, *active, order=services.c.id).label("service_id"),
         one(services.c.name, *active, order=services.c.id).label("service_name"),
-        one(sa.func.count(), scans.c.carnet_id == _bp("carnet_id"),
+        one(sa.func.count(), scans.c.carnet_id == Pass.carnet_id,
             scans.c.structure_id == _bp("structure_id"), scans.c.cancelled_at.is_(None),
             scans.c.scanned_at >= _bp("since", type_=Scan.scanned_at.type))
         .label("carnet_scans"),
         # Named in the « autre commune » anomaly, without another statement.
-        one(tenants.c.name, tenants.c.id == _bp("commune_id")).label("commune_name"))
+        one(tenants.c.name, tenants.c.id == Pass.commune_id).label("commune_name"),
+    ).options(sa.orm.joinedload(Pass.programme)).where(Pass.serial == _bp("serial"))
 
 
 _CONTEXT = {True: _context_statement(True), False: _context_statement(False)}
@@ -108,20 +112,27 @@ class Context:
         return self.perimeter_size > 0 and not self.in_perimeter
 
 
-def read_context(session: Session, found: Pass, structure: Tenant, service_id: int | None,
-                 at: dt.datetime) -> Context:
-    row = session.execute(_CONTEXT[service_id is not None], {
-        "structure_id": structure.id, "parent_id": structure.parent_id,
-        "programme_id": found.programme_id, "pass_id": found.id, "carnet_id": found.carnet_id,
-        "service_id": service_id, "since": at - anomalies.BURST_WINDOW,
-        "commune_id": found.commune_id}).one()
+def locate(session: Session, data: ScanInput, structure: Tenant, at: dt.datetime
+           ) -> tuple[Pass, Context]:
+    """The pass this input proves (QR MAC tag or verification code:
+    :func:`passcheck.prove`, nothing read before the secret is verified) and
+    the ``Context`` of a scan of it here at ``at``, in one statement."""
+    serial, key_id = passcheck.prove(code=data.code, serial=data.serial,
+                                     verification_code=data.verification_code)
+    row = session.execute(_CONTEXT[data.service_id is not None], {
+        "serial": serial.canonical, "structure_id": structure.id,
+        "parent_id": structure.parent_id, "service_id": data.service_id,
+        "since": at - anomalies.BURST_WINDOW}).first()
+    found = passcheck.genuine(row[0] if row is not None else None, key_id)
+    assert row is not None
     qualification = Qualification(row.qualification) if row.qualification else None
     # Who handed it out (art. 8): the agent recorded on the pass with its
     # DISTRIBUTION entry, and the place holding it — a pass « distribué » is
     # held by the structure that handed it out.
-    return Context(qualification, row.approved_at, found.handed_by_id, found.holder_id,
-                   int(row.perimeter_size), int(row.in_perimeter), int(row.services),
-                   row.service_id, row.service_name, int(row.carnet_scans), row.commune_name)
+    return found, Context(qualification, row.approved_at, found.handed_by_id, found.holder_id,
+                          int(row.perimeter_size), int(row.in_perimeter), int(row.services),
+                          row.service_id, row.service_name, int(row.carnet_scans),
+                          row.commune_name)
 
 
 _SCAN_COLUMNS = ("pass_id", "programme_id", "carnet_id", "serial", "structure_id", "service_id",
@@ -236,13 +247,6 @@ def scan_json(scan: Scan) -> dict:
 
 # ------------------------------------------------------------------ checks
 
-def locate(session: Session, data: ScanInput) -> Pass:
-    """The pass this input proves (QR MAC tag or verification code): see
-    :func:`passcheck.authenticate`, the one place that decides it."""
-    return passcheck.authenticate(session, code=data.code, serial=data.serial,
-                                  verification_code=data.verification_code)
-
-
 def ensure_can_scan(context: Context, structure: Tenant) -> None:
     """Only a place qualified by #APTIC and approved by its commune scans."""
     qualified = context.qualification is Qualification.QUALIFIE
@@ -263,11 +267,11 @@ def last_scan(session: Session, pass_id: int) -> tuple[Scan, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.datetime | dt.date,
-                 *, service_id: int | None = None) -> tuple[Programme, Context]:
+def check_usable(session: Session, found: Pass, context: Context, scanner: Scanner,
+                 day: dt.datetime | dt.date) -> Programme:
     """Raise the reason a pass cannot be consumed here on ``day`` (a moment,
-    judged in Paris time); else return its programme and the ``Context``
-    read for it (one statement)."""
+    judged in Paris time), from the pass and the ``Context`` :func:`locate`
+    read with it; else return its programme."""
     moment = day if isinstance(day, dt.datetime) else dt.datetime.combine(
         day, dt.time(12), tzinfo=PARIS)
     day = _paris_day(moment)
@@ -289,7 +293,6 @@ def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.dateti
     if state is not S.DISTRIBUE:
         raise NotHandedOut("Pass pas encore remis à un bénéficiaire par un prescripteur : il "
                            "ne peut pas être utilisé.")
-    context = read_context(session, found, scanner.structure, service_id, moment)
     ensure_can_scan(context, scanner.structure)
     if context.outside_perimeter:
         # The perimeter is where the commanditaire's pass are valid (its
@@ -307,7 +310,7 @@ def check_usable(session: Session, found: Pass, scanner: Scanner, day: dt.dateti
                             "(champ « agent », son adresse e-mail), qui ne peut être celui qui "
                             "l'a remis (convention, art. 8 : deux personnes distinctes).",
                             field="agent")
-    return programme, context
+    return programme
 
 
 def _paris_day(moment: dt.datetime) -> dt.date:
@@ -333,8 +336,8 @@ def test_pass(session: Session, data: ScanInput, scanner: Scanner, now: dt.datet
               ) -> Verdict:
     """"Tester": validity only, nothing is written."""
     now = now or utcnow()
-    found = locate(session, data)
-    programme, _context = check_usable(session, found, scanner, now)
+    found, context = locate(session, data, scanner.structure, now)
+    programme = check_usable(session, found, context, scanner, now)
     return Verdict(found, programme, "Pass valable",
                    f"Utilisable jusqu'au {format_date(programme.valid_until)}. Rien n'a été "
                    "consommé.")
@@ -362,16 +365,15 @@ def consume(session: Session, data: ScanInput, scanner: Scanner, now: dt.datetim
     caller's transaction, together or not at all. ``before_ledger(verdict)``
     runs once the consumption row exists and before the ledger entry.
 
-    The lean path (issue 18): the pass (``locate``), then every check in one
-    statement (``read_context``), the conditional UPDATE … RETURNING, the scan
+    The lean path (issue 18): the pass and every check in one statement
+    (``locate``), the conditional UPDATE … RETURNING, the scan
     INSERT … RETURNING, the idempotency row and the ledger entry — Core
     statements, no unit of work; the entry is sealed (HMAC chain) and the
     rollups counted later by the sealer (``portal.domain.ledger.seal``)."""
     now = now or utcnow()
     occurred = _occurred(data, now)
-    found = locate(session, data)
-    programme, context = check_usable(session, found, scanner, occurred,
-                                      service_id=data.service_id)
+    found, context = locate(session, data, scanner.structure, occurred)
+    programme = check_usable(session, found, context, scanner, occurred)
     service_id, service_name = _service(context, data.service_id)
     other_commune = anomalies.from_other_commune(found.commune_id, scanner.structure)
     structure_id = scanner.structure.id

@@ -178,13 +178,13 @@ def _enforce_api_access(rule: Access):
         _log_refusal(401, "unknown or revoked API token")
         return error_response(401, "Jeton d'API inconnu ou révoqué.",
                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    api_token, structure = found
+    api_token_id, structure = found
     if structure.kind is not rule.tenant_kind or not structure.is_operateur:
         _refuse(403, "API token of a structure that is not an opérateur")
     if rule.permission not in permissions_of(ApiBlueprint.TOKEN_ROLE):
         _refuse(403, f"permission {rule.permission.value} missing for API tokens")
     g.tenant = structure
-    g.api_token = api_token
+    g.api_token_id = api_token_id
     g.membership = None
     return None
 
