@@ -149,6 +149,21 @@ def test_edited_entry_is_detected_at_that_entry(db_session, chain):
     assert "contenu modifié" in _first_problem(db_session, chain)
 
 
+def test_verify_stops_reading_at_the_first_problem_batch_after_batch(db_session, chain):
+    """One entry per batch: the problem is found while the reader (a thread
+    on PostgreSQL) still has batches to give; it is stopped, the cursor
+    closed, and the session's connection serves the next verify."""
+    import threading
+    _tamper(db_session, "UPDATE ledger_entries SET count = count + 1 WHERE id = :e",
+            e=_entry_id(db_session, chain, 2))
+    for _ in range(2):
+        report = ledger.verify(db_session, chain.id, batch=1)
+        assert not report.ok and "écriture n° 2" in report.first_problem
+        assert not [t for t in threading.enumerate() if t.name == "ledger-verify-read"]
+    intact = ledger.verify(db_session, batch=1)           # every programme, read to the end
+    assert [p for p in intact.problems if f"programme {chain.id}," not in p] == []
+
+
 def test_deleted_entry_is_detected(db_session, chain):
     # Its seal deleted with it: the sequence breaks.
     entry = _entry_id(db_session, chain, 3)
