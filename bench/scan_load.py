@@ -8,7 +8,9 @@ Run from the project root:  .venv/bin/python bench/scan_load.py [--seconds 20]
    token per opérateur structure;
 2. starts gunicorn with 2 workers on that database;
 3. phase "bare": 32 concurrent clients (threads, http.client keep-alive) hit
-   ``/healthz`` (one ``SELECT 1``) for a third of the duration;
+   ``/healthz`` (one ``SELECT 1``) for a third of the duration; then phase
+   "api": ``GET /api/v1/services`` with a token (the least an authenticated
+   API call costs: the token, one SELECT, JSON) — a scan is that and more;
 4. phase "scan": the same 32 clients consume distinct pass through
    ``POST /api/v1/scans`` (Idempotency-Key) for ``--seconds`` (≥ 20 s);
 5. phase "mixed": half of the requests target pass already consumed (409),
@@ -23,13 +25,19 @@ Run from the project root:  .venv/bin/python bench/scan_load.py [--seconds 20]
    smallest durable write: one INSERT + COMMIT) on the same stack, served
    by gunicorn with 2 workers, 32 clients, as long as the scan phase.
 
+During the scan and write-floor phases ``bench/cpu_split.py`` reads the CPU
+time of the web workers, PostgreSQL, Redis and the load clients: CPU ms per
+request, printed for both.
+
 The sealer (``flask ledger seal --loop``) runs beside gunicorn during the
 whole run, as in production: its CPU counts against the scans. At the end
 every ledger entry must be sealed (``unsealed_after``) and the chain verify.
 
 Last line: ``RESULT scan_rps=… write_rps=… ratio_to_write=… p95_ms=…
 write_p95_ms=… doubles=… ratio=<scan rps / bare rps> p50_ms=… scan_page_kb=…
-p95_2clients_ms=… unsealed_after=…`` (p50/p95: latencies of the "scan" phase).
+p95_2clients_ms=… api_ratio_to_write=… unsealed_after=… verify_ok=…`` (p50/p95:
+latencies of the "scan" phase; api_ratio_to_write: the "api" phase's rps over
+the write floor's — a ceiling for ratio_to_write).
 Goals: ratio_to_write >= 0.5, p95_ms <= 2 × write_p95_ms, doubles = 0,
 scan_page_kb <= 100 (the older goals, ratio >= 0.5 against the bare route
 and p95 <= 50 ms, stay printed).
@@ -291,6 +299,12 @@ def main():
         bare = run_phase(port, tokens, max(args.seconds / 2, 8),
                          lambda c, n, i: c.request("GET", "/healthz")[:2])
         bare_rps = len(bare) / max(args.seconds / 2, 8)
+        # The least an authenticated API call costs on this portal: the
+        # token, one SELECT (the place's services), a JSON answer — no pass.
+        api = run_phase(port, tokens, max(args.seconds / 2, 8),
+                        lambda c, n, i: c.request("GET", "/api/v1/services", headers={
+                            "Authorization": f"Bearer {c.token}"})[:2])
+        api_rps = len(api) / max(args.seconds / 2, 8)
         cursor = iter(range(len(codes)))
         cursor_lock = threading.Lock()
         created: list[int] = []
@@ -370,6 +384,8 @@ def main():
             f"{report.problems[:2]}")
         db.engine.dispose()
     log(f"bare: {len(bare)} requests, {bare_rps:.0f} rps")
+    log(f"API call with a token, no pass: {len(api)} requests, {api_rps:.0f} rps "
+        f"({api_rps / write_rps:.2f} of the write floor)")
     log(f"scan: {len(scan)} requests, {scan_rps:.0f} rps, statuses {statuses}")
     log(f"mixed: {len(phase2)} requests, statuses {statuses2}, "
         f"p50 {statistics.median(phase2_lat):.1f} ms, "
@@ -388,7 +404,8 @@ def main():
           f"ratio_to_write={scan_rps / write_rps:.2f} p95_ms={p95:.1f} "
           f"write_p95_ms={write_p95:.1f} doubles={client_doubles + db_doubles} "
           f"ratio={scan_rps / bare_rps:.2f} p50_ms={p50:.1f} scan_page_kb={weight_kb:.1f} "
-          f"p95_2clients_ms={light_p95:.1f} unsealed_after={unsealed} "
+          f"p95_2clients_ms={light_p95:.1f} api_ratio_to_write={api_rps / write_rps:.2f} "
+          f"unsealed_after={unsealed} "
           f"verify_ok={int(report.ok)}")
 
 
