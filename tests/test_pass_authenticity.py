@@ -279,3 +279,34 @@ def test_authenticate_reads_nothing_before_the_secret_is_proven(app, passes):
             sa.event.remove(engine, "before_cursor_execute", listener)
         assert statements == []
         assert keys.pass_ring().key_ids  # the ring the codes were checked against
+
+
+def test_the_scan_reads_nothing_before_the_secret_is_proven(app, passes):
+    """The scan reads the pass with its checks in one statement
+    (``scanning.locate``): without the secret, not even that one is sent;
+    with it, exactly one."""
+    import datetime as dt
+    import types
+
+    from portal.domain import scanning
+    from portal.domain.errors import InvalidInput
+    statements = []
+    place = types.SimpleNamespace(id=10**6, parent_id=None)    # no statement needs it real
+    now = dt.datetime.now(dt.timezone.utc)
+    with app.app_context():
+        engine = db.engine
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        try:
+            for body in forgeries(passes).values():
+                with pytest.raises(InvalidInput):
+                    scanning.locate(db.session, scanning.ScanInput(**body), place, now)
+            assert statements == []
+            for body in genuine(passes):
+                found, context = scanning.locate(db.session, scanning.ScanInput(**body), place,
+                                                 now)
+                assert found.serial == passes["serial"] and context.qualification is None
+            reads = [sql for sql in statements if not sql.startswith("BEGIN")]   # SQLite's own BEGIN
+            assert len(reads) == 2 and all("FROM passes" in sql for sql in reads)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listener)
