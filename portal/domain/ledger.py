@@ -590,39 +590,41 @@ def verify(session: Session, programme_id: int | None = None, *, batch: int = 20
             .select_from(_SEALS.outerjoin(_ENTRIES, _ENTRIES.c.id == _SEALS.c.entry_id))
             .where(_SEALS.c.programme_id == pid, _SEALS.c.seq >= first_seq)
             .order_by(_SEALS.c.seq), batch)
-        for rows in partitions:
-            for seq, entry_id, stored_mac, message in rows:
-                if seq != expected_seq:
-                    kind = "supprimée" if seq > expected_seq else "insérée ou dupliquée"
-                    problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : rupture de "
-                               f"séquence (attendu n° {expected_seq}, écriture {kind})")
-                    break
-                if message is None:
-                    # Not printed by the database: an unusual value, or no entry
-                    # (the outer join) — the rare path reads it typed.
-                    message = python_message(entry_id)
-                    if message is None:
-                        problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : "
-                                   "écriture supprimée (son sceau demeure)")
+        try:
+            for rows in partitions:
+                for seq, entry_id, stored_mac, message in rows:
+                    if seq != expected_seq:
+                        kind = "supprimée" if seq > expected_seq else "insérée ou dupliquée"
+                        problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : rupture de "
+                                   f"séquence (attendu n° {expected_seq}, écriture {kind})")
                         break
-                if not message.startswith(prev):       # the seal's prev_mac
-                    problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : chaînage "
-                               "rompu (écriture déplacée, insérée ou supprimée avant elle)")
+                    if message is None:
+                        # Not printed by the database: an unusual value, or no entry
+                        # (the outer join) — the rare path reads it typed.
+                        message = python_message(entry_id)
+                        if message is None:
+                            problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : "
+                                       "écriture supprimée (son sceau demeure)")
+                            break
+                    if not message.startswith(prev):       # the seal's prev_mac
+                        problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : chaînage "
+                                   "rompu (écriture déplacée, insérée ou supprimée avant elle)")
+                        break
+                    mac = digest(key, message.encode(), "sha256").hex()
+                    # A plain comparison: stored MACs are not a secret an attacker
+                    # probes through verify's timing (0.1 s per million entries).
+                    if mac != stored_mac:
+                        problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : contenu "
+                                   "modifié (sceau HMAC invalide)")
+                        break
+                    if seq in wanted:
+                        macs_at[seq] = mac
+                    prev = mac
+                    expected_seq += 1
+                if problem:
                     break
-                mac = digest(key, message.encode(), "sha256").hex()
-                # A plain comparison: stored MACs are not a secret an attacker
-                # probes through verify's timing (0.1 s per million entries).
-                if mac != stored_mac:
-                    problem = (f"programme {pid}, écriture n° {seq} (id {entry_id}) : contenu "
-                               "modifié (sceau HMAC invalide)")
-                    break
-                if seq in wanted:
-                    macs_at[seq] = mac
-                prev = mac
-                expected_seq += 1
-            if problem:
-                break
-        partitions.close()
+        finally:
+            partitions.close()       # stops the reader thread, closes the cursor
         if problem:
             problems.append(problem)
             total += session.execute(sa.select(sa.func.count()).select_from(_SEALS)
