@@ -30,9 +30,10 @@ export LANG=C.UTF-8 LC_ALL=C.UTF-8
 # The two legs run at the same time, each with every test (browser tests
 # included): a leg is one pytest process, CPU-bound on one core or waiting on
 # the server (CREATE DATABASE … TEMPLATE, fsync). One after the other they
-# took 31 min on 2 cores (CI, 2026-12-02); side by side 11 min. Their databases, temporary directories, ports and Redis keys
-# are their own (tests/conftest.py, tests/test_security.py). The
-# PostgreSQL leg's output is printed whole when it ends.
+# took 31 min on 2 cores (CI, 2026-12-02); side by side 11 min. Their
+# databases, temporary directories, ports and Redis keys are their own
+# (tests/conftest.py, tests/test_security.py). The PostgreSQL leg's output is
+# printed whole when it ends.
 pg_reachable=0
 if $PY - <<PYEOF 2>/dev/null
 import sqlalchemy as sa, sys
