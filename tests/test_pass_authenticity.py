@@ -11,6 +11,7 @@ place that decides it.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import re
@@ -261,22 +262,27 @@ def test_pass_of_another_commune_is_accepted_and_flagged(app, passes):
         assert "Bondy" in anomaly.detail and "Montreuil" in anomaly.detail
 
 
+@contextlib.contextmanager
+def statements_sent(engine):
+    """The SQL text of every statement sent to ``engine`` inside the block."""
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+
+
 def test_authenticate_reads_nothing_before_the_secret_is_proven(app, passes):
     """The rule lives in one domain function: without the secret it answers
     without a single query (so nothing about the pass can leak)."""
     from portal.domain import passcheck
     from portal.domain.errors import InvalidInput
-    statements = []
-    with app.app_context():
-        engine = db.engine
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        sa.event.listen(engine, "before_cursor_execute", listener)
-        try:
-            for body in forgeries(passes).values():
-                with pytest.raises(InvalidInput):
-                    passcheck.authenticate(db.session, **body)
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", listener)
+    with app.app_context(), statements_sent(db.engine) as statements:
+        for body in forgeries(passes).values():
+            with pytest.raises(InvalidInput):
+                passcheck.authenticate(db.session, **body)
         assert statements == []
         assert keys.pass_ring().key_ids  # the ring the codes were checked against
 
@@ -285,28 +291,19 @@ def test_the_scan_reads_nothing_before_the_secret_is_proven(app, passes):
     """The scan reads the pass with its checks in one statement
     (``scanning.locate``): without the secret, not even that one is sent;
     with it, exactly one."""
-    import datetime as dt
     import types
 
     from portal.domain import scanning
     from portal.domain.errors import InvalidInput
-    statements = []
     place = types.SimpleNamespace(id=10**6, parent_id=None)    # no statement needs it real
     now = dt.datetime.now(dt.timezone.utc)
-    with app.app_context():
-        engine = db.engine
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        sa.event.listen(engine, "before_cursor_execute", listener)
-        try:
-            for body in forgeries(passes).values():
-                with pytest.raises(InvalidInput):
-                    scanning.locate(db.session, scanning.ScanInput(**body), place, now)
-            assert statements == []
-            for body in genuine(passes):
-                found, context = scanning.locate(db.session, scanning.ScanInput(**body), place,
-                                                 now)
-                assert found.serial == passes["serial"] and context.qualification is None
-            reads = [sql for sql in statements if not sql.startswith("BEGIN")]   # SQLite's own BEGIN
-            assert len(reads) == 2 and all("FROM passes" in sql for sql in reads)
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", listener)
+    with app.app_context(), statements_sent(db.engine) as statements:
+        for body in forgeries(passes).values():
+            with pytest.raises(InvalidInput):
+                scanning.locate(db.session, scanning.ScanInput(**body), place, now)
+        assert statements == []
+        for body in genuine(passes):
+            found, context = scanning.locate(db.session, scanning.ScanInput(**body), place, now)
+            assert found.serial == passes["serial"] and context.qualification is None
+        reads = [sql for sql in statements if not sql.startswith("BEGIN")]   # SQLite's own BEGIN
+        assert len(reads) == 2 and all("FROM passes" in sql for sql in reads)
